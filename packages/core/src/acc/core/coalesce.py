@@ -1,0 +1,48 @@
+"""Request coalescing: one network request per key at a time, in one process.
+
+When many tasks miss the same key at once, the first becomes the leader and fetches;
+the others wait for it and then read what it stored. Only cacheable requests take part:
+an uncacheable request never waits behind another.
+
+Waiters are asyncio futures bound to the running loop. A process may run several event
+loops over its life (tests, ``asyncio.run`` called twice), so a future left from another
+loop is never awaited: the newcomer becomes leader in its own loop instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+__all__ = ["SingleFlight"]
+
+
+class SingleFlight:
+    """A registry of in-flight fetches, keyed by cache key."""
+
+    __slots__ = ("_inflight",)
+
+    def __init__(self) -> None:
+        self._inflight: dict[str, asyncio.Future[None]] = {}
+
+    def __len__(self) -> int:
+        return len(self._inflight)
+
+    def join(self, key: str) -> asyncio.Future[None] | None:
+        """Register interest in ``key``.
+
+        Returns:
+            ``None`` if the caller is now the leader and must call :meth:`done` when
+            finished; otherwise a future to await, done when the leader is.
+        """
+        loop = asyncio.get_running_loop()
+        current = self._inflight.get(key)
+        if current is not None and not current.done() and current.get_loop() is loop:
+            return current
+        self._inflight[key] = loop.create_future()
+        return None
+
+    def done(self, key: str) -> None:
+        """Release the waiters of ``key``; called once by its leader, success or not."""
+        future = self._inflight.pop(key, None)
+        if future is not None and not future.done():
+            future.set_result(None)

@@ -1,0 +1,39 @@
+"""The exceptions acc raises.
+
+Every error acc raises on purpose is an :class:`AccError`, so callers can catch the
+library's failures without catching their own. Configuration mistakes are also
+``ValueError``s, because that is what they are and what generic code expects.
+"""
+
+from __future__ import annotations
+
+__all__ = ["AccError", "BackendError", "BackendUnavailable", "ConfigError"]
+
+
+class AccError(Exception):
+    """The base of every exception acc raises on purpose."""
+
+
+class ConfigError(AccError, ValueError):
+    """An argument has an invalid value.
+
+    The message always starts with the argument's name, so the mistake can be found
+    without reading acc's source.
+    """
+
+    def __init__(self, argument: str, problem: str) -> None:
+        self.argument = argument
+        self.problem = problem
+        super().__init__(f"{argument}: {problem}")
+
+
+class BackendError(AccError):
+    """A storage backend failed, or was used after :meth:`close`."""
+
+
+class BackendUnavailable(BackendError):
+    """The storage backend cannot be reached.
+
+    Raised to the caller only with ``strict=True``; otherwise the cache fails open and the
+    request goes to the network.
+    """

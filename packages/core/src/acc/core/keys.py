@@ -1,0 +1,251 @@
+"""Cache keys: which requests share a stored response.
+
+Rules this module keeps:
+
+1. A key is a hash of length-prefixed, type-tagged fields, so no two different field
+   lists can produce the same input to the hash (``data={'a': '1'}`` and
+   ``json={'a': '1'}`` differ by their tag; ``("ab", "c")`` and ``("a", "bc")`` by their
+   lengths).
+2. The URL is normalised here, with the standard library, so that the session adapter
+   and the façade (``delete_url``, ``has_url``) agree on it: scheme and host in lower
+   case, default ports dropped, the fragment dropped, query parameters decoded, sorted
+   and re-encoded one way.
+3. A request that carries a credential (``Authorization``, ``Proxy-Authorization``, a
+   ``Cookie`` header, ``auth=``, ``cookies=``) is keyed by a hash of that credential, so
+   one user is never served another's response. The credential itself never leaves this
+   module: the key is a hash and stored request headers are redacted.
+4. Names in ``ignored_params`` leave the key wherever they appear: query, form fields,
+   top-level JSON keys and header names; their values are redacted where stored.
+5. Keys are stable across releases. ``tests/core/test_keys.py`` pins sample keys; a
+   change that alters them is a breaking change and must bump ``KEY_VERSION``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from typing import Any, Final
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+import attrs
+
+from acc.core.models import HeaderPairs
+
+__all__ = [
+    "CREDENTIAL_HEADERS",
+    "KEY_VERSION",
+    "REDACTED",
+    "CacheRequest",
+    "KeySettings",
+    "create_key",
+    "credential_digest",
+    "normalize_url",
+    "redact_headers",
+    "redact_url",
+]
+
+KEY_VERSION: Final = b"acc-key-1"
+REDACTED: Final = "REDACTED"
+CREDENTIAL_HEADERS: Final = frozenset({"authorization", "proxy-authorization", "cookie"})
+_CREDENTIAL_KINDS: Final = {"auth": "authorization", "cookie": "cookie"}
+"""Prefixes of ``CacheRequest.credentials`` items, and the header each stands for."""
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+@attrs.frozen(slots=True)
+class CacheRequest:
+    """What acc needs to know of a request to key it, independent of the HTTP client.
+
+    Attributes:
+        method: The method, any case.
+        url: The absolute URL with its query (``base_url`` and ``params`` already applied).
+        headers: The request headers the client will send, as pairs.
+        body_kind: ``"none"``, ``"bytes"``, ``"form"`` or ``"json"``.
+        body: ``None``; ``bytes``; a tuple of ``(name, value)`` form pairs; or a JSON value.
+        credentials: Extra credential material not in ``headers``, as strings. An item
+            ``"auth:..."`` stands for an ``Authorization`` header (``auth=``) and
+            ``"cookie:..."`` for a cookie (``cookies=``, the session's cookie jar); naming
+            that header in ``ignored_params`` leaves such items out of the key.
+    """
+
+    method: str
+    url: str
+    headers: HeaderPairs = ()
+    body_kind: str = "none"
+    body: Any = None
+    credentials: tuple[str, ...] = ()
+
+
+@attrs.frozen(slots=True)
+class KeySettings:
+    """The settings that change how requests are keyed."""
+
+    ignored_params: frozenset[str] = frozenset()
+    include_headers: bool = False
+    match_headers: tuple[str, ...] = ()
+
+
+def _field(tag: bytes, value: bytes) -> bytes:
+    return tag + len(value).to_bytes(8, "big") + value
+
+
+def normalize_url(url: str, ignored_params: frozenset[str] = frozenset()) -> str:
+    """Return the canonical form of an absolute URL used in keys.
+
+    Scheme and host are lower-cased, a default port and the fragment are dropped, user
+    info is dropped (it is a credential, keyed separately), and query parameters other
+    than ``ignored_params`` are sorted and encoded one way. An empty path becomes ``/``.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = host if port is None or _DEFAULT_PORTS.get(scheme) == port else f"{host}:{port}"
+    path = quote(parts.path, safe="/%:@!$&'()*+,;=~-._") or "/"
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if ignored_params:
+        query = [(k, v) for k, v in query if k not in ignored_params]
+    query.sort()
+    return urlunsplit((scheme, netloc, path, urlencode(query, quote_via=quote), ""))
+
+
+def _json_key_text(key: Any) -> str:
+    return key if isinstance(key, str) else json.dumps(key)
+
+
+def _ordered_json(value: Any) -> Any:
+    """Rebuild dicts with their keys in text order, for dicts ``sort_keys`` cannot sort."""
+    if isinstance(value, dict):
+        items = sorted(value.items(), key=lambda kv: (_json_key_text(kv[0]), type(kv[0]).__name__))
+        return {k: _ordered_json(v) for k, v in items}
+    if isinstance(value, (list, tuple)):
+        return [_ordered_json(v) for v in value]
+    return value
+
+
+def _canonical_json(value: Any, ignored: frozenset[str]) -> bytes:
+    if ignored and isinstance(value, dict):
+        value = {k: v for k, v in value.items() if k not in ignored}
+    try:
+        text = json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+        )
+    except TypeError:
+        # Keys of mixed types ({1: "a", "b": 2}) cannot be sorted, yet json (and so the
+        # client) serialises them; order them by the text json gives each key instead.
+        text = json.dumps(
+            _ordered_json(value), separators=(",", ":"), ensure_ascii=False, default=str
+        )
+    return text.encode()
+
+
+def _canonical_form(pairs: Iterable[tuple[Any, Any]], ignored: frozenset[str]) -> bytes:
+    kept = sorted((str(k), str(v)) for k, v in pairs if str(k) not in ignored)
+    return b"".join(_field(b"k", k.encode()) + _field(b"v", v.encode()) for k, v in kept)
+
+
+def _body_field(request: CacheRequest, ignored: frozenset[str]) -> bytes:
+    kind = request.body_kind
+    if kind == "none" or request.body is None:
+        return _field(b"B", b"")
+    if kind == "json":
+        return _field(b"J", _canonical_json(request.body, ignored))
+    if kind == "form":
+        return _field(b"F", _canonical_form(request.body, ignored))
+    if kind == "bytes":
+        body = request.body
+        return _field(b"R", body if isinstance(body, bytes) else str(body).encode())
+    raise ValueError(f"unknown body kind {kind!r}")
+
+
+def _header_fields(request: CacheRequest, settings: KeySettings) -> bytes:
+    ignored = {name.lower() for name in settings.ignored_params}
+    selected: list[tuple[str, str]] = []
+    if settings.include_headers:
+        selected = [
+            (name.lower(), value)
+            for name, value in request.headers
+            if name.lower() not in ignored and name.lower() not in CREDENTIAL_HEADERS
+        ]
+    elif settings.match_headers:
+        wanted = {name.lower() for name in settings.match_headers} - ignored - CREDENTIAL_HEADERS
+        present = {name.lower() for name, _ in request.headers}
+        selected = [(n.lower(), v) for n, v in request.headers if n.lower() in wanted]
+        selected += [(name, "\x00absent") for name in wanted - present]
+    selected.sort()
+    return b"".join(_field(b"h", n.encode()) + _field(b"v", v.encode()) for n, v in selected)
+
+
+def credential_digest(request: CacheRequest, ignored_params: frozenset[str] = frozenset()) -> bytes:
+    """Return a digest of the request's credentials, or ``b""`` when it carries none."""
+    ignored = {name.lower() for name in ignored_params}
+    material = [
+        f"{name.lower()}\x00{value}"
+        for name, value in request.headers
+        if name.lower() in CREDENTIAL_HEADERS and name.lower() not in ignored
+    ]
+    userinfo = urlsplit(request.url).netloc.rpartition("@")
+    if userinfo[1]:
+        material.append(f"userinfo\x00{userinfo[0]}")
+    material.extend(
+        f"extra\x00{item}"
+        for item in request.credentials
+        if _CREDENTIAL_KINDS.get(item.partition(":")[0]) not in ignored
+    )
+    if not material:
+        return b""
+    material.sort()
+    return hashlib.sha256("\x01".join(material).encode()).digest()
+
+
+def create_key(request: CacheRequest, settings: KeySettings = KeySettings()) -> str:
+    """Return the cache key of ``request`` under ``settings``.
+
+    The key is the hex BLAKE2b-128 digest of the method, the normalised URL, the
+    canonical body, the selected headers and the credential digest, each field tagged
+    and length-prefixed.
+    """
+    ignored = settings.ignored_params
+    material = b"".join(
+        (
+            KEY_VERSION,
+            _field(b"M", request.method.upper().encode()),
+            _field(b"U", normalize_url(request.url, ignored).encode()),
+            _body_field(request, ignored),
+            _field(b"H", _header_fields(request, settings)),
+            _field(b"C", credential_digest(request, ignored)),
+        )
+    )
+    return hashlib.blake2b(material, digest_size=16).hexdigest()
+
+
+def redact_url(url: str, ignored_params: frozenset[str]) -> str:
+    """Return ``url`` without user info and with ignored parameters' values redacted."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    query = parts.query
+    if ignored_params and query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(k in ignored_params for k, _ in pairs):
+            query = urlencode(
+                [(k, REDACTED if k in ignored_params else v) for k, v in pairs], quote_via=quote
+            )
+    if netloc == parts.netloc and query == parts.query:
+        return url
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def redact_headers(headers: HeaderPairs, ignored_params: frozenset[str]) -> HeaderPairs:
+    """Return request headers with credentials and ignored names' values redacted."""
+    hidden = CREDENTIAL_HEADERS | {name.lower() for name in ignored_params}
+    return tuple((n, REDACTED if n.lower() in hidden else v) for n, v in headers)
+
+
+KeyFunction = Callable[[CacheRequest], str]
+"""The signature of a custom ``key_fn``."""

@@ -1,0 +1,170 @@
+"""Cache settings: every option of :class:`~acc.core.CacheBackend`, checked once.
+
+:class:`CacheSettings` is built from the façade's keyword arguments. Each value is checked
+when the backend is constructed and a wrong one raises :class:`ConfigError` naming the
+argument, so a mistake shows up where it was made rather than on the first request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import attrs
+
+from acc.core.errors import ConfigError
+from acc.core.expiration import (
+    NEVER_EXPIRE,
+    ExpirationTime,
+    URLExpirations,
+    validate_expiration,
+)
+from acc.core.keys import KeySettings
+
+__all__ = ["CacheSettings"]
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "QUERY"})
+
+
+def _names(value: object, argument: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise ConfigError(argument, f"expected a list of names, not {value!r}")
+    names = tuple(value)
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise ConfigError(argument, f"names must be non-empty strings, not {name!r}")
+    return names
+
+
+def _flag(value: object, argument: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(argument, f"expected True or False, not {value!r}")
+    return value
+
+
+def _callable(value: object, argument: str) -> Any:
+    if value is not None and not callable(value):
+        raise ConfigError(argument, f"expected a callable or None, not {value!r}")
+    return value
+
+
+def _codes(value: object) -> frozenset[int]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise ConfigError("allowed_codes", f"expected a list of status codes, not {value!r}")
+    codes = tuple(value)
+    for code in codes:
+        if isinstance(code, bool) or not isinstance(code, int) or not 100 <= code <= 599:
+            raise ConfigError("allowed_codes", f"{code!r} is not an HTTP status code (100-599)")
+    return frozenset(codes)
+
+
+def _methods(value: object) -> frozenset[str]:
+    methods = _names(value, "allowed_methods")
+    upper = frozenset(m.upper() for m in methods)
+    unknown = upper - _METHODS
+    if unknown:
+        raise ConfigError("allowed_methods", f"unknown method(s) {sorted(unknown)}")
+    return upper
+
+
+def _secret_key(value: object) -> tuple[str | bytes, ...]:
+    if value is None:
+        return ()
+    keys: Sequence[object] = [value] if isinstance(value, (str, bytes)) else value  # type: ignore[assignment]
+    if not isinstance(keys, Sequence) or not keys:
+        raise ConfigError("secret_key", "expected a key or a non-empty list of keys")
+    for key in keys:
+        if not isinstance(key, (str, bytes)) or not key:
+            raise ConfigError("secret_key", "keys must be non-empty str or bytes")
+    return tuple(keys)  # type: ignore[arg-type]
+
+
+def _unsupported(value: object, argument: str, what: str) -> Any:
+    if value not in (False, None, 0):
+        raise ConfigError(argument, f"{what} is not supported yet; leave it unset")
+    return False
+
+
+@attrs.frozen(kw_only=True)
+class CacheSettings:
+    """The validated options of a cache backend. See :class:`~acc.core.CacheBackend`."""
+
+    cache_name: str = "acc-cache"
+    expire_after: ExpirationTime = NEVER_EXPIRE
+    urls_expire_after: URLExpirations = attrs.field(factory=URLExpirations)
+    allowed_codes: frozenset[int] = frozenset({200})
+    allowed_methods: frozenset[str] = frozenset({"GET", "HEAD"})
+    include_headers: bool = False
+    match_headers: tuple[str, ...] = ()
+    ignored_params: frozenset[str] = frozenset()
+    cache_control: bool = False
+    filter_fn: Callable[..., Any] | None = None
+    key_fn: Callable[..., str] | None = None
+    stale_if_error: bool = False
+    stale_while_revalidate: bool = False
+    secret_key: tuple[str | bytes, ...] = ()
+    autoclose: bool = True
+    strict: bool = False
+    key_settings: KeySettings = attrs.field(factory=KeySettings)
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        cache_name: object = "acc-cache",
+        expire_after: object = NEVER_EXPIRE,
+        urls_expire_after: object = None,
+        allowed_codes: object = (200,),
+        allowed_methods: object = ("GET", "HEAD"),
+        include_headers: object = False,
+        match_headers: object = None,
+        ignored_params: object = (),
+        cache_control: object = False,
+        filter_fn: object = None,
+        key_fn: object = None,
+        stale_if_error: object = False,
+        stale_while_revalidate: object = False,
+        secret_key: object = None,
+        autoclose: object = True,
+        strict: object = False,
+    ) -> CacheSettings:
+        """Check every option and return the settings; ``ConfigError`` on the first bad one."""
+        if not isinstance(cache_name, str) or not cache_name:
+            raise ConfigError("cache_name", f"expected a non-empty string, not {cache_name!r}")
+        ignored = frozenset(_names(ignored_params, "ignored_params"))
+        include = _flag(include_headers, "include_headers")
+        match = _names(match_headers, "match_headers")
+        if include and match:
+            raise ConfigError(
+                "match_headers", "has no effect with include_headers=True (all headers count)"
+            )
+        return cls(
+            cache_name=cache_name,
+            expire_after=validate_expiration(expire_after, "expire_after"),
+            urls_expire_after=URLExpirations.from_mapping(
+                urls_expire_after,  # type: ignore[arg-type]
+                "urls_expire_after",
+            ),
+            allowed_codes=_codes(allowed_codes),
+            allowed_methods=_methods(allowed_methods),
+            include_headers=include,
+            match_headers=match,
+            ignored_params=ignored,
+            cache_control=_unsupported(
+                _flag(cache_control, "cache_control"), "cache_control", "HTTP Cache-Control"
+            ),
+            filter_fn=_callable(filter_fn, "filter_fn"),
+            key_fn=_callable(key_fn, "key_fn"),
+            stale_if_error=_unsupported(stale_if_error, "stale_if_error", "stale-if-error"),
+            stale_while_revalidate=_unsupported(
+                stale_while_revalidate, "stale_while_revalidate", "stale-while-revalidate"
+            ),
+            secret_key=_secret_key(secret_key),
+            autoclose=_flag(autoclose, "autoclose"),
+            strict=_flag(strict, "strict"),
+            key_settings=KeySettings(
+                ignored_params=ignored, include_headers=include, match_headers=match
+            ),
+        )

@@ -1,0 +1,136 @@
+"""The storage port: the few methods a backend implements.
+
+A :class:`BaseCache` is a namespace of ``str`` keys mapped to ``bytes`` values. It knows
+nothing of HTTP, encoding or expiry policy: the core hands it opaque bytes and, with each
+write, the moment after which the entry is of no further use (``expires_at``), which a
+store with native expiry (Redis ``PXAT``, a Mongo TTL index, an indexed SQL column) may use
+to drop the entry itself.
+
+A minimal adapter writes :meth:`read`, :meth:`write`, :meth:`delete`, :meth:`keys` and
+:meth:`clear`. Everything else has a default built on those, which an adapter overrides
+when its store can do better (one round trip for many keys, a ``COUNT``, a native
+expiry sweep). ``acc.core.testing.BaseCacheContract`` checks every adapter the same way.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import ClassVar
+
+from acc.core.errors import BackendError
+
+__all__ = ["BaseCache"]
+
+
+class BaseCache(abc.ABC):
+    """The storage port: bytes in, bytes out, one namespace per instance.
+
+    Capability flags are class attributes, read by the conformance kit and by the façade:
+
+    Attributes:
+        native_ttl: The store drops (or hides) entries past ``expires_at`` by itself, so
+            :meth:`read` returns ``None`` for them.
+        persistent: Entries survive the process (a file or a server), so a new instance
+            on the same location sees them.
+        shared_across_processes: Several processes may use the same store at once.
+    """
+
+    native_ttl: ClassVar[bool] = False
+    persistent: ClassVar[bool] = False
+    shared_across_processes: ClassVar[bool] = False
+
+    _closed: bool = False
+
+    # -- the required methods ---------------------------------------------------------
+
+    @abc.abstractmethod
+    async def read(self, key: str) -> bytes | None:
+        """Return the value stored under ``key``, or ``None`` if missing or expired."""
+
+    @abc.abstractmethod
+    async def write(self, key: str, value: bytes, *, expires_at: float | None = None) -> None:
+        """Store ``value`` under ``key``, replacing any previous value.
+
+        Args:
+            key: The key.
+            value: The bytes to store, as they are.
+            expires_at: A UTC epoch second after which the store may drop the entry;
+                ``None`` keeps it until deleted.
+        """
+
+    @abc.abstractmethod
+    async def delete(self, key: str) -> None:
+        """Remove ``key``; removing a missing key is not an error."""
+
+    @abc.abstractmethod
+    def keys(self) -> AsyncIterator[str]:
+        """Iterate over the keys of this namespace (expired ones may be skipped)."""
+
+    @abc.abstractmethod
+    async def clear(self) -> None:
+        """Remove every entry of this namespace, and nothing outside it."""
+
+    # -- optional methods with defaults -----------------------------------------------
+
+    async def bulk_delete(self, keys: Iterable[str]) -> None:
+        """Remove many keys; stores override this to do it in one round trip."""
+        self._ensure_open()
+        for key in keys:
+            await self.delete(key)
+
+    async def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Return the values of ``keys`` in order, ``None`` for each missing one."""
+        self._ensure_open()
+        return [await self.read(key) for key in keys]
+
+    async def contains(self, key: str) -> bool:
+        """Whether ``key`` holds a (non-expired) value."""
+        self._ensure_open()
+        return await self.read(key) is not None
+
+    async def size(self) -> int:
+        """The number of entries in this namespace."""
+        self._ensure_open()
+        count = 0
+        async for _key in self.keys():
+            count += 1
+        return count
+
+    async def values(self) -> AsyncIterator[bytes]:
+        """Iterate over the stored values."""
+        async for _key, value in self.items():
+            yield value
+
+    async def items(self) -> AsyncIterator[tuple[str, bytes]]:
+        """Iterate over ``(key, value)`` pairs, skipping keys that vanish meanwhile."""
+        async for key in self.keys():
+            value = await self.read(key)
+            if value is not None:
+                yield key, value
+
+    async def delete_expired(self, now: float) -> int | None:
+        """Remove the entries whose ``expires_at`` is at or before ``now``.
+
+        Returns:
+            The number removed, or ``None`` when the store cannot tell which entries
+            expired without the caller decoding them (the default).
+        """
+        self._ensure_open()
+        return None
+
+    async def close(self) -> None:
+        """Release the store's resources. Idempotent; later use raises ``BackendError``."""
+        self._closed = True
+
+    # -- helpers for adapters -----------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has been called."""
+        return self._closed
+
+    def _ensure_open(self) -> None:
+        """Raise :class:`BackendError` if the store was closed."""
+        if self._closed:
+            raise BackendError(f"{type(self).__name__} is closed")

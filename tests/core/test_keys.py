@@ -1,0 +1,517 @@
+"""Cache keys (acc.core.keys): which requests share an entry, and what never leaks."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import string
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from acc.core.keys import (
+    REDACTED,
+    CacheRequest,
+    KeySettings,
+    create_key,
+    normalize_url,
+    redact_headers,
+    redact_url,
+)
+
+URL = "https://example.com/items"
+HEX32 = re.compile(r"[0-9a-f]{32}")
+
+
+def key(
+    method: str = "GET",
+    url: str = URL,
+    *,
+    headers: tuple[tuple[str, str], ...] = (),
+    body_kind: str = "none",
+    body: Any = None,
+    credentials: tuple[str, ...] = (),
+    settings: KeySettings | None = None,
+) -> str:
+    request = CacheRequest(
+        method=method,
+        url=url,
+        headers=headers,
+        body_kind=body_kind,
+        body=body,
+        credentials=credentials,
+    )
+    return create_key(request) if settings is None else create_key(request, settings)
+
+
+# -- pinned sample keys ----------------------------------------------------------------------
+#
+# These hex strings were computed once with the default KeySettings and are pinned ON
+# PURPOSE. Keys are stable across releases: every entry stored by an earlier version is
+# found by the next one only if its key is unchanged. If this test fails, a change altered
+# the keys of existing caches (every user's cache would silently go cold). That is a
+# breaking change: do not update these values without bumping acc.core.keys.KEY_VERSION and
+# announcing it in the changelog.
+
+PINNED_KEYS = [
+    ("get_root", CacheRequest("GET", "https://example.com/"), "1db9850d4b717a3b07cbc4b7d5d8b986"),
+    (
+        "get_query",
+        CacheRequest("GET", "https://api.example.com/v1/items?page=2&q=caf%C3%A9&sort=name"),
+        "5af32d85f933825b15827e27d4109ad4",
+    ),
+    (
+        "head_port",
+        CacheRequest("HEAD", "http://example.com:8080/status"),
+        "b5b9fc58fded472e73b01834fbcfdb7d",
+    ),
+    (
+        "post_form",
+        CacheRequest(
+            "POST",
+            "https://example.com/login",
+            body_kind="form",
+            body=(("user", "alice"), ("remember", "1")),
+        ),
+        "2e8e1fd2720a8e9e2102c0913eb05799",
+    ),
+    (
+        "post_json",
+        CacheRequest(
+            "POST",
+            "https://example.com/api/search",
+            body_kind="json",
+            body={"query": "cats", "limit": 10, "filters": {"colour": ["black", "white"]}},
+        ),
+        "986a0f141a9e5803935cc7a521f4898c",
+    ),
+    (
+        "put_bytes",
+        CacheRequest(
+            "PUT", "https://example.com/blob/1", body_kind="bytes", body=b"\x00\x01binary\xff"
+        ),
+        "85ac978174e8cdee448288d02687ff25",
+    ),
+    (
+        "get_auth",
+        CacheRequest(
+            "GET",
+            "https://example.com/me",
+            headers=(("Authorization", "Bearer abc123"), ("Accept", "application/json")),
+        ),
+        "aa65838b54968c64e8a1273624364930",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("request_", "expected"),
+    [(request, expected) for _name, request, expected in PINNED_KEYS],
+    ids=[name for name, _request, _expected in PINNED_KEYS],
+)
+def test_pinned_sample_keys(request_: CacheRequest, expected: str) -> None:
+    assert create_key(request_) == expected
+    assert create_key(request_, KeySettings()) == expected
+
+
+def test_pinned_keys_are_distinct() -> None:
+    assert len({expected for _name, _request, expected in PINNED_KEYS}) == len(PINNED_KEYS)
+
+
+# -- what does not change a key --------------------------------------------------------------
+
+
+def test_key_shape() -> None:
+    assert HEX32.fullmatch(key())
+
+
+def test_param_order_does_not_matter() -> None:
+    assert key(url=f"{URL}?a=1&b=2&c=3") == key(url=f"{URL}?c=3&a=1&b=2")
+    assert key(url=f"{URL}?a=1&a=2") == key(url=f"{URL}?a=2&a=1")
+
+
+def test_url_spelling_does_not_matter() -> None:
+    base = key(url="https://example.com/items")
+    assert key(url="HTTPS://EXAMPLE.com/items") == base  # scheme and host case
+    assert key(url="https://example.com:443/items") == base  # default port
+    assert key(url="https://example.com/items#section-2") == base  # fragment
+    assert key(url="http://example.com:80/x") == key(url="http://example.com/x")
+    assert key(url="https://example.com") == key(url="https://example.com/")
+    assert key(url=f"{URL}?q=a+b") == key(url=f"{URL}?q=a%20b")
+
+
+def test_method_case_does_not_matter() -> None:
+    assert key("get") == key("GET")
+
+
+# -- what does change a key ------------------------------------------------------------------
+
+
+def test_different_requests_differ() -> None:
+    assert key("GET") != key("HEAD")
+    assert key(url="https://example.com/a") != key(url="https://example.com/b")
+    assert key(url="https://example.com/a") != key(url="http://example.com/a")
+    assert key(url="https://example.com:8443/a") != key(url="https://example.com/a")
+    assert key(url="https://example.com/A") != key(url="https://example.com/a")  # path case
+    assert key(url=f"{URL}?a=1") != key(url=f"{URL}?a=2")
+    assert key(url=f"{URL}?a=1") != key(url=URL)
+
+
+def test_form_and_json_with_the_same_content_differ() -> None:
+    form = key("POST", body_kind="form", body=(("a", "1"),))
+    json_ = key("POST", body_kind="json", body={"a": "1"})
+    assert form != json_
+
+
+def test_bodies() -> None:
+    none = key("POST")
+    assert key("POST", body_kind="bytes", body=b"payload") != none
+    assert key("POST", body_kind="bytes", body=b"payload") != key(
+        "POST", body_kind="bytes", body=b"other"
+    )
+    # Length-prefixed fields: moving bytes between fields cannot collide.
+    assert key("POST", body_kind="form", body=(("ab", "c"),)) != key(
+        "POST", body_kind="form", body=(("a", "bc"),)
+    )
+
+
+def test_json_and_form_bodies_are_canonical() -> None:
+    assert key("POST", body_kind="json", body={"a": 1, "b": [1, 2]}) == key(
+        "POST", body_kind="json", body={"b": [1, 2], "a": 1}
+    )
+    assert key("POST", body_kind="form", body=(("a", "1"), ("b", "2"))) == key(
+        "POST", body_kind="form", body=(("b", "2"), ("a", "1"))
+    )
+    assert key("POST", body_kind="json", body={"a": 1}) != key(
+        "POST", body_kind="json", body={"a": 2}
+    )
+
+
+def test_json_body_with_mixed_key_types_is_keyed() -> None:
+    # The client serialises {1: ..., "b": ...} fine; keying it must not crash the request.
+    mixed = key("POST", body_kind="json", body={1: "a", "b": 2})
+    assert HEX32.fullmatch(mixed)
+    assert mixed == key("POST", body_kind="json", body={"b": 2, 1: "a"})
+    assert mixed != key("POST", body_kind="json", body={1: "a", "b": 3})
+    # json sends {1: "a"} as {"1": "a"}: the same request on the wire, the same key.
+    assert mixed == key("POST", body_kind="json", body={"1": "a", "b": 2})
+
+
+def test_unknown_body_kind_is_an_error() -> None:
+    with pytest.raises(ValueError, match="unknown body kind"):
+        key("POST", body_kind="multipart", body=b"x")
+
+
+# -- ignored_params --------------------------------------------------------------------------
+
+
+IGNORED = KeySettings(ignored_params=frozenset({"token", "X-Api-Key"}))
+
+
+def test_ignored_params_leave_the_query() -> None:
+    plain = key(url=f"{URL}?a=1", settings=IGNORED)
+    assert key(url=f"{URL}?a=1&token=secret1", settings=IGNORED) == plain
+    assert key(url=f"{URL}?token=secret2&a=1", settings=IGNORED) == plain
+    assert key(url=f"{URL}?a=2&token=secret1", settings=IGNORED) != plain
+    # Without the setting the token counts.
+    assert key(url=f"{URL}?a=1&token=secret1") != key(url=f"{URL}?a=1")
+
+
+def test_ignored_params_leave_form_fields() -> None:
+    plain = key("POST", body_kind="form", body=(("a", "1"),), settings=IGNORED)
+    assert (
+        key("POST", body_kind="form", body=(("a", "1"), ("token", "x")), settings=IGNORED) == plain
+    )
+    assert (
+        key("POST", body_kind="form", body=(("token", "y"), ("a", "1")), settings=IGNORED) == plain
+    )
+
+
+def test_ignored_params_leave_top_level_json_keys() -> None:
+    plain = key("POST", body_kind="json", body={"a": 1}, settings=IGNORED)
+    assert key("POST", body_kind="json", body={"a": 1, "token": "x"}, settings=IGNORED) == plain
+    # Only top-level keys: a nested "token" still counts.
+    nested_1 = key("POST", body_kind="json", body={"a": {"token": "x"}}, settings=IGNORED)
+    nested_2 = key("POST", body_kind="json", body={"a": {"token": "y"}}, settings=IGNORED)
+    assert nested_1 != nested_2
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        KeySettings(ignored_params=frozenset({"X-Api-Key"}), include_headers=True),
+        KeySettings(ignored_params=frozenset({"x-api-key"}), include_headers=True),
+        KeySettings(ignored_params=frozenset({"X-Api-Key"}), match_headers=("X-Api-Key", "Accept")),
+    ],
+)
+def test_ignored_params_leave_header_names(settings: KeySettings) -> None:
+    one = key(headers=(("X-API-KEY", "k1"), ("Accept", "text/html")), settings=settings)
+    two = key(headers=(("x-api-key", "k2"), ("Accept", "text/html")), settings=settings)
+    none = key(headers=(("Accept", "text/html"),), settings=settings)
+    other_accept = key(
+        headers=(("X-Api-Key", "k1"), ("Accept", "application/json")), settings=settings
+    )
+    assert one == two == none
+    assert other_accept != one
+
+
+# -- headers ---------------------------------------------------------------------------------
+
+
+def test_headers_are_ignored_by_default() -> None:
+    assert key(headers=(("Accept", "text/html"),)) == key(headers=(("Accept", "application/json"),))
+    assert key(headers=(("Accept", "text/html"),)) == key()
+
+
+def test_include_headers() -> None:
+    on = KeySettings(include_headers=True)
+    html = key(headers=(("Accept", "text/html"),), settings=on)
+    assert html != key(headers=(("Accept", "application/json"),), settings=on)
+    assert html != key(settings=on)
+    assert html != key(headers=(("Accept", "text/html"),))  # include_headers=False
+    # Header name case and order do not matter.
+    assert key(headers=(("A", "1"), ("B", "2")), settings=on) == key(
+        headers=(("b", "2"), ("a", "1")), settings=on
+    )
+
+
+def test_match_headers_selects_only_named_headers() -> None:
+    settings = KeySettings(match_headers=("Accept",))
+    base = key(headers=(("Accept", "text/html"), ("User-Agent", "a")), settings=settings)
+    assert key(headers=(("accept", "text/html"), ("User-Agent", "b")), settings=settings) == base
+    assert key(headers=(("Accept", "text/html"),), settings=settings) == base
+    assert (
+        key(headers=(("Accept", "application/json"), ("User-Agent", "a")), settings=settings)
+        != base
+    )
+
+
+def test_match_headers_absent_and_empty_differ() -> None:
+    settings = KeySettings(match_headers=("Accept-Language",))
+    absent = key(settings=settings)
+    empty = key(headers=(("Accept-Language", ""),), settings=settings)
+    filled = key(headers=(("Accept-Language", "de"),), settings=settings)
+    assert len({absent, empty, filled}) == 3
+
+
+# -- credentials -----------------------------------------------------------------------------
+
+
+def test_different_authorization_values_give_different_keys() -> None:
+    alice = key(headers=(("Authorization", "Bearer alice"),))
+    bob = key(headers=(("Authorization", "Bearer bob"),))
+    anonymous = key()
+    assert len({alice, bob, anonymous}) == 3
+    assert key(headers=(("authorization", "Bearer alice"),)) == alice
+    assert key(headers=(("Authorization", "Bearer alice"),)) == alice
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        KeySettings(),
+        KeySettings(include_headers=True),
+        KeySettings(match_headers=("Accept",)),
+        KeySettings(match_headers=("Authorization", "Cookie", "Proxy-Authorization")),
+    ],
+)
+@pytest.mark.parametrize("header", ["Authorization", "Cookie", "Proxy-Authorization"])
+def test_credential_headers_always_separate_keys(settings: KeySettings, header: str) -> None:
+    one = key(headers=((header, "secret-1"),), settings=settings)
+    two = key(headers=((header, "secret-2"),), settings=settings)
+    none = key(settings=settings)
+    assert len({one, two, none}) == 3
+    assert key(headers=((header, "secret-1"),), settings=settings) == one
+
+
+def test_extra_credentials_separate_keys() -> None:
+    basic_a = key(credentials=("basic:alice:pw",))
+    basic_b = key(credentials=("basic:bob:pw",))
+    assert len({basic_a, basic_b, key()}) == 3
+    assert key(credentials=("basic:alice:pw",)) == basic_a
+    # Order of extra material does not matter; content does.
+    assert key(credentials=("a", "b")) == key(credentials=("b", "a"))
+    assert key(credentials=("a", "b")) != key(credentials=("a",))
+
+
+def test_url_userinfo_separates_keys() -> None:
+    alice = key(url="https://alice:pw@example.com/items")
+    bob = key(url="https://bob:pw@example.com/items")
+    anonymous = key(url="https://example.com/items")
+    assert len({alice, bob, anonymous}) == 3
+    assert key(url="https://alice:pw@example.com/items") == alice
+
+
+def test_credentials_never_reach_the_key_material(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The key is a hash; check also that the material hashed into it only holds a
+    # digest of the credential, never the credential itself.
+    seen: list[bytes] = []
+    real_blake2b = hashlib.blake2b
+
+    def spy(data: bytes = b"", **kwargs: Any) -> Any:
+        seen.append(bytes(data))
+        return real_blake2b(data, **kwargs)
+
+    monkeypatch.setattr(hashlib, "blake2b", spy)
+    secrets = [
+        "Bearer TOPSECRET1",
+        "session=TOPSECRET2",
+        "Basic TOPSECRET3",
+        "TOPSECRET4",
+        "TOPSECRET5",
+    ]
+    result = key(
+        url="https://user:TOPSECRET5@example.com/items",
+        headers=(
+            ("Authorization", secrets[0]),
+            ("Cookie", secrets[1]),
+            ("Proxy-Authorization", secrets[2]),
+        ),
+        credentials=(secrets[3],),
+        settings=KeySettings(include_headers=True),
+    )
+    assert len(seen) == 1
+    material = seen[0]
+    assert b"TOPSECRET" not in material
+    assert real_blake2b(material, digest_size=16).hexdigest() == result
+    assert "TOPSECRET" not in result
+
+
+# -- redaction -------------------------------------------------------------------------------
+
+
+def test_redact_headers() -> None:
+    headers = (
+        ("Authorization", "Bearer x"),
+        ("cookie", "sid=1"),
+        ("PROXY-AUTHORIZATION", "Basic y"),
+        ("X-Api-Key", "k"),
+        ("Accept", "text/html"),
+        ("User-Agent", "acc"),
+    )
+    redacted = redact_headers(headers, frozenset({"x-api-key"}))
+    assert redacted == (
+        ("Authorization", REDACTED),
+        ("cookie", REDACTED),
+        ("PROXY-AUTHORIZATION", REDACTED),
+        ("X-Api-Key", REDACTED),
+        ("Accept", "text/html"),
+        ("User-Agent", "acc"),
+    )
+    assert redact_headers(headers, frozenset())[3] == ("X-Api-Key", "k")
+
+
+def test_redact_url() -> None:
+    ignored = frozenset({"token"})
+    assert (
+        redact_url("https://user:pw@example.com/p?token=abc&a=1#frag", ignored)
+        == "https://example.com/p?token=REDACTED&a=1#frag"
+    )
+    assert redact_url("https://example.com/p?a=1&b=2", ignored) == "https://example.com/p?a=1&b=2"
+    assert redact_url("https://u:p@example.com/", frozenset()) == "https://example.com/"
+    redacted = redact_url("https://example.com/?token=s3cret&token=other", ignored)
+    assert "s3cret" not in redacted
+    assert "other" not in redacted
+
+
+# -- normalize_url ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("HTTPS://Example.COM:443/a/b?b=2&a=1#frag", "https://example.com/a/b?a=1&b=2"),
+        ("http://example.com", "http://example.com/"),
+        ("http://example.com:80/x", "http://example.com/x"),
+        ("https://example.com:80/x", "https://example.com:80/x"),
+        ("http://example.com:8080/", "http://example.com:8080/"),
+        ("http://user:pw@example.com/x", "http://example.com/x"),
+        ("http://example.com/?q=a+b", "http://example.com/?q=a%20b"),
+        ("http://example.com/a b", "http://example.com/a%20b"),
+        ("http://[::1]:80/", "http://[::1]/"),
+        ("http://[::1]:8080/p", "http://[::1]:8080/p"),
+        ("https://example.com/?b=&a", "https://example.com/?a=&b="),
+        ("https://example.com/caf%C3%A9?x=%7E", "https://example.com/caf%C3%A9?x=~"),
+    ],
+)
+def test_normalize_url(url: str, expected: str) -> None:
+    assert normalize_url(url) == expected
+    assert normalize_url(expected) == expected  # idempotent
+
+
+def test_normalize_url_drops_ignored_params() -> None:
+    ignored = frozenset({"token"})
+    assert normalize_url("https://example.com/?token=2&a=1", ignored) == "https://example.com/?a=1"
+    assert normalize_url("https://example.com/?token=2", ignored) == "https://example.com/"
+
+
+# -- properties ------------------------------------------------------------------------------
+
+# HTTP cannot carry lone surrogates, so text strategies exclude them.
+TEXT = st.text(st.characters(codec="utf-8"), max_size=30)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | TEXT,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(TEXT, children, max_size=4),
+    max_leaves=12,
+)
+BODIES = st.one_of(
+    st.tuples(st.just("none"), st.none()),
+    st.tuples(st.just("bytes"), st.binary(max_size=200)),
+    st.tuples(st.just("form"), st.lists(st.tuples(TEXT, TEXT), max_size=5).map(tuple)),
+    st.tuples(st.just("json"), JSON),
+)
+HEADERS = st.lists(st.tuples(TEXT.filter(bool), TEXT), max_size=5).map(tuple)
+SETTINGS = st.builds(
+    KeySettings,
+    ignored_params=st.frozensets(TEXT, max_size=3),
+    include_headers=st.booleans(),
+    match_headers=st.lists(TEXT.filter(bool), max_size=3).map(tuple),
+)
+
+
+@given(
+    method=TEXT.filter(bool),
+    url=TEXT,
+    body=BODIES,
+    headers=HEADERS,
+    credentials=st.lists(TEXT, max_size=3).map(tuple),
+    settings=SETTINGS,
+)
+def test_key_is_32_lowercase_hex(
+    method: str,
+    url: str,
+    body: tuple[str, Any],
+    headers: tuple[tuple[str, str], ...],
+    credentials: tuple[str, ...],
+    settings: KeySettings,
+) -> None:
+    request = CacheRequest(method, url, headers, body[0], body[1], credentials)
+    try:
+        urlsplit(url)
+    except ValueError as exc:
+        # Only a URL the standard library cannot parse at all is refused, and loudly.
+        with pytest.raises(ValueError, match=re.escape(str(exc))):
+            create_key(request, settings)
+        return
+    result = create_key(request, settings)
+    assert HEX32.fullmatch(result)
+    assert create_key(request, settings) == result
+
+
+QUERY_TEXT = st.text(string.ascii_letters + string.digits + " -_.~!$&'()*+,;=:@/?%éü", max_size=10)
+
+
+@given(
+    pairs=st.lists(st.tuples(QUERY_TEXT, QUERY_TEXT), min_size=1, max_size=8),
+    data=st.data(),
+)
+def test_query_permutation_gives_the_same_key(
+    pairs: list[tuple[str, str]], data: st.DataObject
+) -> None:
+    shuffled = data.draw(st.permutations(pairs))
+    first = key(url=f"{URL}?{urlencode(pairs)}")
+    second = key(url=f"{URL}?{urlencode(shuffled)}")
+    assert first == second
