@@ -1,0 +1,180 @@
+"""Fixtures shared by the whole test tree.
+
+``origin`` is a real aiohttp server on 127.0.0.1 (a free port chosen by the OS) that the
+session tests talk to over real connections. It counts the requests it receives per
+path, so a test can assert that a hit never reached the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+from yarl import URL
+
+
+class Origin:
+    """A running test origin: its base URL and what it has seen."""
+
+    def __init__(self, url: URL) -> None:
+        self.url = url
+        self.hits: Counter[str] = Counter()
+        self.requests: list[web.Request] = []
+        self.bodies: list[bytes] = []
+        self.etag_version = 1
+
+    def __call__(self, path: str) -> str:
+        return str(
+            self.url.with_path(path.split("?")[0]).with_query(
+                path.split("?", 1)[1] if "?" in path else None
+            )
+        )
+
+    @property
+    def total(self) -> int:
+        return sum(self.hits.values())
+
+
+def _app(origin_ref: list[Origin]) -> web.Application:
+    routes = web.RouteTableDef()
+
+    def seen(request: web.Request) -> Origin:
+        origin = origin_ref[0]
+        origin.hits[request.path] += 1
+        origin.requests.append(request)
+        return origin
+
+    @routes.route("*", "/json")
+    async def json_handler(request: web.Request) -> web.Response:
+        origin = seen(request)
+        return web.json_response(
+            {"path": request.path, "query": dict(request.query), "count": origin.hits[request.path]}
+        )
+
+    @routes.route("*", "/echo")
+    async def echo(request: web.Request) -> web.Response:
+        origin = seen(request)
+        body = await request.read()
+        origin.bodies.append(body)
+        return web.json_response(
+            {
+                "method": request.method,
+                "query": sorted(request.query.items()),
+                "headers": dict(request.headers),
+                "body": body.decode("utf-8", "replace"),
+                "count": origin.hits[request.path],
+            }
+        )
+
+    @routes.get("/t/{tenant}/json")
+    async def tenant(request: web.Request) -> web.Response:
+        seen(request)
+        return web.json_response({"tenant": request.match_info["tenant"]})
+
+    @routes.get("/slow")
+    async def slow(request: web.Request) -> web.Response:
+        origin = seen(request)
+        await asyncio.sleep(float(request.query.get("delay", "0.3")))
+        return web.json_response({"count": origin.hits[request.path]})
+
+    @routes.post("/slow-post")
+    async def slow_post(request: web.Request) -> web.Response:
+        origin = seen(request)
+        await asyncio.sleep(float(request.query.get("delay", "0.3")))
+        return web.json_response({"count": origin.hits[request.path]})
+
+    @routes.get("/etag")
+    async def etag(request: web.Request) -> web.Response:
+        origin = seen(request)
+        tag = f'"v{origin.etag_version}"'
+        if request.headers.get("If-None-Match") == tag:
+            return web.Response(status=304, headers={"ETag": tag, "X-Checked": "yes"})
+        return web.json_response({"version": origin.etag_version}, headers={"ETag": tag})
+
+    @routes.get("/last-modified")
+    async def last_modified(request: web.Request) -> web.Response:
+        seen(request)
+        stamp = "Wed, 21 Oct 2015 07:28:00 GMT"
+        if request.headers.get("If-Modified-Since") == stamp:
+            return web.Response(status=304, headers={"Last-Modified": stamp})
+        return web.Response(text="dated", headers={"Last-Modified": stamp})
+
+    @routes.get("/redirect")
+    async def redirect(request: web.Request) -> web.Response:
+        seen(request)
+        raise web.HTTPFound("/json?from=redirect")
+
+    @routes.get("/gzip")
+    async def gzipped(request: web.Request) -> web.Response:
+        seen(request)
+        payload = json.dumps({"compressed": True, "pad": "x" * 2000}).encode()
+        body = gzip.compress(payload)
+        return web.Response(
+            body=body,
+            headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+        )
+
+    @routes.get("/cookie")
+    async def cookie(request: web.Request) -> web.Response:
+        seen(request)
+        response = web.Response(text="cookie set")
+        response.set_cookie("flavour", "oatmeal")
+        return response
+
+    @routes.get("/links")
+    async def links(request: web.Request) -> web.Response:
+        seen(request)
+        return web.Response(
+            text="paged",
+            headers={"Link": '<http://example.invalid/page2>; rel="next"'},
+        )
+
+    @routes.get("/download")
+    async def download(request: web.Request) -> web.Response:
+        seen(request)
+        return web.Response(
+            body=b"a,b\n1,2\n",
+            headers={"Content-Disposition": 'attachment; filename="data.csv"'},
+            content_type="text/csv",
+        )
+
+    @routes.get("/text")
+    async def text(request: web.Request) -> web.Response:
+        seen(request)
+        return web.Response(text="héllo wörld", content_type="text/plain", charset="utf-8")
+
+    @routes.get("/big")
+    async def big(request: web.Request) -> web.Response:
+        seen(request)
+        size = int(request.query.get("size", str(1024 * 1024)))
+        return web.Response(body=bytes(range(256)) * (size // 256))
+
+    @routes.get("/status/{code}")
+    async def status(request: web.Request) -> web.Response:
+        seen(request)
+        return web.Response(status=int(request.match_info["code"]), text="status")
+
+    app = web.Application()
+    app.add_routes(routes)
+    return app
+
+
+@pytest.fixture
+async def origin() -> AsyncIterator[Origin]:
+    """A real aiohttp origin on 127.0.0.1, started for one test."""
+    ref: list[Origin] = []
+    runner = web.AppRunner(_app(ref))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    ref.append(Origin(URL(f"http://127.0.0.1:{port}")))
+    try:
+        yield ref[0]
+    finally:
+        await runner.cleanup()
