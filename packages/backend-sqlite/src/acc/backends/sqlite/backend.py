@@ -1,0 +1,136 @@
+"""The SQLite cache backend: :class:`SQLiteBackend`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from acc.backends.sqlite.cache import (
+    DEFAULT_BUSY_TIMEOUT,
+    MEMORY,
+    SQLiteCache,
+    SQLiteConnection,
+)
+from acc.core.backend import CacheBackend
+from acc.core.errors import ConfigError
+from acc.core.registry import parse_url_options, url_scheme
+
+__all__ = ["SQLiteBackend", "SQLiteCache", "sqlite_path"]
+
+_OWN_STORES = ("responses", "redirects")
+
+
+def sqlite_path(name: str | os.PathLike[str]) -> Path:
+    """Turn a cache name into the database file it means.
+
+    ``~`` is expanded, a name without a suffix gets ``.sqlite``, and a relative path is
+    made absolute (against the current directory, now). ``":memory:"`` is kept as it is.
+
+    Raises:
+        ConfigError: ``name`` is not a non-empty path.
+    """
+    try:
+        text = os.fspath(name)
+    except TypeError:
+        raise ConfigError("cache_name", f"expected a path or ':memory:', not {name!r}") from None
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigError("cache_name", f"expected a path or ':memory:', not {name!r}")
+    if text == MEMORY:
+        return Path(MEMORY)
+    path = Path(text).expanduser()
+    if not path.suffix:
+        path = path.with_name(path.name + ".sqlite")
+    return path.absolute()
+
+
+class SQLiteBackend(CacheBackend):
+    """A cache in a SQLite database file: ``responses`` and ``redirects`` tables.
+
+    Both tables live in one file and share one connection (one worker thread), opened
+    on first use. Several backends, in one process or many, may use the same file.
+
+    Args:
+        cache_name: The database file: ``~`` is expanded, a name without a suffix gets
+            ``.sqlite``, missing parent folders are created when it is first opened.
+            ``":memory:"`` keeps the cache in memory, for as long as the backend is open.
+        busy_timeout: Seconds to wait for another connection's write lock (default 5).
+        fast_save: ``PRAGMA synchronous = OFF``: faster writes, but a power failure (not
+            a crash of the process) may lose the latest entries.
+        policy_kwargs: Every option of :class:`~acc.core.CacheBackend`
+            (``expire_after``, ``allowed_codes``, ``secret_key``, ...).
+
+    Raises:
+        TypeError: An unknown keyword argument.
+        ConfigError: An invalid value; the message names the argument.
+
+    Example:
+        >>> backend = SQLiteBackend("~/.cache/my-app", expire_after=3600)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        cache_name: str | os.PathLike[str] = "acc-cache",
+        *,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        fast_save: bool = False,
+        **policy_kwargs: Any,
+    ) -> None:
+        for name in _OWN_STORES:
+            if name in policy_kwargs:
+                raise TypeError(f"SQLiteBackend builds its own stores: {name}= is not accepted")
+        self.db_path: Path = sqlite_path(cache_name)
+        """The database file (``Path(":memory:")`` for an in-memory cache)."""
+        self.connection = SQLiteConnection(
+            str(self.db_path), busy_timeout=busy_timeout, fast_save=fast_save
+        )
+        super().__init__(
+            os.fspath(cache_name),
+            responses=SQLiteCache(self.connection, "responses"),
+            redirects=SQLiteCache(self.connection, "redirects"),
+            **policy_kwargs,
+        )
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether the cache lives in memory rather than in a file."""
+        return self.connection.in_memory
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.db_path)!r})"
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> SQLiteBackend:
+        """Build a backend from a ``sqlite:`` URL.
+
+        * ``sqlite:///relative/cache.db``: a path relative to the current directory;
+        * ``sqlite:////absolute/cache.db``: an absolute path (four slashes);
+        * ``sqlite:///~/cache.db``: in the home folder;
+        * ``sqlite://`` or ``sqlite:///:memory:``: in memory.
+
+        Options may follow as a query (``?expire_after=3600&busy_timeout=10``); they are
+        converted to the types the options expect, and keyword ``options`` override them.
+
+        Raises:
+            ConfigError: Not a ``sqlite:`` URL, a host in it, or an invalid value.
+            TypeError: An unknown option.
+        """
+        if url_scheme(url) != "sqlite":
+            raise ConfigError("url", f"expected a sqlite:// URL, not {url!r}")
+        parts = urlsplit(url)
+        if parts.netloc:
+            raise ConfigError(
+                "url",
+                f"{url!r}: a sqlite URL has no host; use sqlite:///relative.db, "
+                "sqlite:////absolute/path.db or sqlite://",
+            )
+        if parts.fragment:
+            raise ConfigError("url", f"{url!r}: a backend URL has no #fragment")
+        path = unquote(parts.path)
+        if path.startswith("/"):
+            path = path[1:]  # sqlite:///x -> "x"; sqlite:////x -> "/x"
+        kwargs = parse_url_options(parts.query, cls, skip=("cache_name", *_OWN_STORES))
+        kwargs.update(options)
+        kwargs.setdefault("cache_name", path or MEMORY)
+        return cls(**kwargs)

@@ -1,0 +1,514 @@
+"""The SQLite store: :class:`SQLiteCache` and the connection its stores share.
+
+Each store is one table of a database file::
+
+    CREATE TABLE "<table>" (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_at REAL)
+    CREATE INDEX "<table>_expires_at" ON "<table>" (expires_at)
+
+Reads ignore rows past ``expires_at``, and :meth:`SQLiteCache.delete_expired` removes
+them with one indexed ``DELETE``. The file is in WAL mode, so readers never wait for the
+writer, and several processes may share it: a busy timeout makes SQLite wait for a lock,
+and the few ``database is locked`` errors SQLite raises without waiting are retried with
+backoff.
+
+All stores built from one :class:`SQLiteConnection` share one aiosqlite connection, hence
+one worker thread. It is opened on first use (constructors do no I/O) and closed when
+the last of its stores closes. Every statement runs in autocommit mode and is a single
+call to the worker thread; no transaction or cursor stays open across the caller's
+awaits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import aiosqlite
+
+from acc.core.errors import BackendError, BackendUnavailable, ConfigError
+from acc.core.storage import BaseCache
+
+__all__ = ["MEMORY", "SQLiteCache", "SQLiteConnection"]
+
+MEMORY = ":memory:"
+"""The path of an in-memory database (it lives as long as its connection)."""
+
+DEFAULT_BUSY_TIMEOUT = 5.0
+"""Seconds SQLite waits for another connection's lock before giving up."""
+
+_TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
+_CHUNK = 500  # keys per statement: well under SQLite's 999-variable floor
+_RETRIES = 8
+_FIRST_BACKOFF = 0.005
+_MAX_BACKOFF = 0.5
+_MIN_RETRY_BUDGET = 1.0  # seconds of retries even with busy_timeout=0
+_BUSY_CODES = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED (primary codes)
+
+
+def _is_locked(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in _BUSY_CODES
+    message = str(exc).lower()
+    return "locked" in message or "busy" in message
+
+
+def _check_busy_timeout(value: object) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or value != value
+        or not 0 <= value < 86_400
+    ):
+        raise ConfigError(
+            "busy_timeout", f"expected a number of seconds from 0 to 86400, not {value!r}"
+        )
+    return float(value)
+
+
+def _check_fast_save(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError("fast_save", f"expected True or False, not {value!r}")
+    return value
+
+
+def _chunks(keys: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(keys), _CHUNK):
+        yield keys[start : start + _CHUNK]
+
+
+def _thread_of(connection: aiosqlite.Connection) -> threading.Thread | None:
+    """The worker thread of an aiosqlite connection (the connection itself before 0.22)."""
+    thread: object = connection
+    if not isinstance(thread, threading.Thread):
+        thread = getattr(connection, "_thread", None)
+    return thread if isinstance(thread, threading.Thread) else None
+
+
+def _daemonize(connection: aiosqlite.Connection) -> None:
+    """Make the connection's worker thread a daemon before it starts.
+
+    aiosqlite's worker is a non-daemon thread that only stops when the connection is
+    closed, so a cache the program forgot to close would keep the interpreter from
+    exiting. Every statement autocommits, so nothing is lost if the thread is
+    abandoned at exit.
+    """
+    thread = _thread_of(connection)
+    if thread is not None and not thread.is_alive():
+        thread.daemon = True
+
+
+async def _stopped(connection: aiosqlite.Connection, timeout: float = 5.0) -> None:
+    """Wait until the worker of a connection that failed to open has stopped.
+
+    aiosqlite stops it by queueing a task whose result is posted to the event loop;
+    returning at once could close the loop first and kill the thread with an error.
+    """
+    thread = _thread_of(connection)
+    deadline = time.monotonic() + timeout
+    # A thread cannot set an asyncio.Event of ours, and joining it would block the loop.
+    while thread is not None and thread.is_alive() and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.001)
+
+
+class SQLiteConnection:
+    """One lazily opened aiosqlite connection, shared by the stores of one database.
+
+    Args:
+        path: The database file, or ``":memory:"``; missing parent folders are created
+            when it is opened.
+        busy_timeout: Seconds to wait for another connection's lock.
+        fast_save: Use ``PRAGMA synchronous = OFF``: faster writes, but a power failure
+            (not a crash of the process) may lose the latest entries.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = MEMORY,
+        *,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        fast_save: bool = False,
+    ) -> None:
+        self.path = os.fspath(path)
+        if not isinstance(self.path, str) or not self.path:
+            raise ConfigError("db_path", f"expected a path or ':memory:', not {path!r}")
+        self.busy_timeout = _check_busy_timeout(busy_timeout)
+        self.fast_save = _check_fast_save(fast_save)
+        self._connection: aiosqlite.Connection | None = None
+        self._lock: asyncio.Lock | None = None
+        self._tables: set[str] = set()
+        self._users = 0
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.path!r})"
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether the database lives in memory."""
+        return self.path == MEMORY
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection was closed (by :meth:`close` or its last store)."""
+        return self._closed
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the database is currently open."""
+        return self._connection is not None
+
+    def _get_lock(self) -> asyncio.Lock:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+    # -- stores register and release -----------------------------------------------------------
+
+    def acquire(self) -> None:
+        """Register a store; the connection closes when every store has released it."""
+        if self._closed:
+            raise BackendError(f"{self!r} is closed")
+        self._users += 1
+
+    async def release(self) -> None:
+        """Unregister a store, closing the connection after the last one."""
+        self._users -= 1
+        if self._users <= 0:
+            await self.close()
+
+    # -- opening ----------------------------------------------------------------------------------
+
+    async def get(self, table: str | None = None) -> aiosqlite.Connection:
+        """Return the open connection, opening it (and creating ``table``) if needed.
+
+        Raises:
+            BackendUnavailable: The database cannot be opened.
+            BackendError: The connection was closed, or creating the table failed.
+        """
+        connection = self._connection
+        if connection is not None and (table is None or table in self._tables):
+            return connection
+        if self._closed:
+            raise BackendError(f"{self!r} is closed")
+        async with self._get_lock():
+            if self._closed:
+                raise BackendError(f"{self!r} is closed")
+            if self._connection is None:
+                self._connection = await self._open()
+            connection = self._connection
+            if table is not None and table not in self._tables:
+                await self._create_table(connection, table)
+                self._tables.add(table)
+        return connection
+
+    def _make_parent(self) -> None:
+        if not self.in_memory and not self.path.startswith("file:"):
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+
+    async def _open(self) -> aiosqlite.Connection:
+        try:
+            self._make_parent()
+        except OSError as exc:
+            raise BackendUnavailable(f"cannot create the folder of {self.path!r}: {exc}") from exc
+        connection = aiosqlite.connect(
+            self.path,
+            timeout=self.busy_timeout,
+            isolation_level=None,  # autocommit: one statement, one transaction
+            uri=self.path.startswith("file:"),
+        )
+        _daemonize(connection)
+        try:
+            await connection
+        except (sqlite3.Error, OSError) as exc:
+            await _stopped(connection)
+            raise BackendUnavailable(
+                f"cannot open the SQLite database {self.path!r}: {exc}"
+            ) from exc
+        try:
+            pragmas = [f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}"]
+            if not self.in_memory:
+                pragmas.append("PRAGMA journal_mode = WAL")
+            pragmas.append(f"PRAGMA synchronous = {'OFF' if self.fast_save else 'NORMAL'}")
+            for pragma in pragmas:
+                await _retrying(connection.execute_fetchall, pragma, (), self.busy_timeout)
+        except BaseException as exc:
+            await connection.close()
+            if isinstance(exc, sqlite3.Error):
+                raise BackendUnavailable(
+                    f"cannot set up the SQLite database {self.path!r}: {exc}"
+                ) from exc
+            raise
+        return connection
+
+    async def _create_table(self, connection: aiosqlite.Connection, table: str) -> None:
+        statements = (
+            f'CREATE TABLE IF NOT EXISTS "{table}" '
+            "(key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_at REAL)",
+            f'CREATE INDEX IF NOT EXISTS "{table}_expires_at" ON "{table}" (expires_at)',
+        )
+        busy_timeout = self.busy_timeout
+        try:
+            for statement in statements:
+                await _retrying(connection.execute_fetchall, statement, (), busy_timeout)
+        except sqlite3.Error as exc:
+            raise BackendError(f"cannot create the table {table!r}: {exc}") from exc
+
+    # -- closing ----------------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Close the connection and stop its thread. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._lock is not None and self._lock.locked():
+            async with self._lock:  # let an opening in progress finish first
+                pass
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                await connection.close()
+            except sqlite3.Error as exc:
+                raise BackendError(f"closing {self!r} failed: {exc}") from exc
+
+
+async def _retrying(function: Any, sql: str, parameters: Sequence[Any], busy_timeout: float) -> Any:
+    """Run ``function(sql, parameters)``, retrying ``database is locked`` with backoff.
+
+    SQLite waits up to ``busy_timeout`` for a lock by itself, but reports some conflicts
+    at once (a WAL snapshot gone stale, a lock upgrade that would deadlock). Those are
+    retried a few times, with growing, jittered pauses, for at most about
+    ``max(busy_timeout, 1)`` seconds in all; a lock held longer is an error.
+    """
+    deadline = time.monotonic() + max(busy_timeout, _MIN_RETRY_BUDGET)
+    delay = _FIRST_BACKOFF
+    for _attempt in range(_RETRIES):
+        try:
+            return await function(sql, parameters)
+        except sqlite3.OperationalError as exc:
+            if not _is_locked(exc) or time.monotonic() >= deadline:
+                raise
+        await asyncio.sleep(delay * (0.5 + random.random()))  # jitter
+        delay = min(delay * 2, _MAX_BACKOFF)
+    return await function(sql, parameters)
+
+
+class SQLiteCache(BaseCache):
+    """A store in one table of a SQLite database.
+
+    Args:
+        db_path: The database file, ``":memory:"``, or a :class:`SQLiteConnection` to
+            share with other stores (as :class:`SQLiteBackend` does for its two).
+        table: The table name: letters, digits and underscores, not starting with a
+            digit (it is checked, never interpolated unchecked).
+        busy_timeout: Seconds to wait for another connection's lock (default 5); only
+            with a path.
+        fast_save: ``PRAGMA synchronous = OFF``; only with a path.
+
+    Raises:
+        ConfigError: An invalid table name or option.
+    """
+
+    native_ttl: ClassVar[bool] = True
+    persistent: ClassVar[bool] = True
+    shared_across_processes: ClassVar[bool] = True
+
+    page_size: ClassVar[int] = 500
+    """Rows fetched per query when iterating over keys (fewer for items)."""
+
+    def __init__(
+        self,
+        db_path: str | os.PathLike[str] | SQLiteConnection = MEMORY,
+        table: str = "responses",
+        *,
+        busy_timeout: float | None = None,
+        fast_save: bool | None = None,
+    ) -> None:
+        if (
+            not isinstance(table, str)
+            or not _TABLE.match(table)
+            or table.lower().startswith("sqlite_")
+        ):
+            raise ConfigError(
+                "table",
+                "expected 1-63 letters, digits or underscores, not starting with a digit "
+                f"or 'sqlite_', not {table!r}",
+            )
+        if isinstance(db_path, SQLiteConnection):
+            for name, value in (("busy_timeout", busy_timeout), ("fast_save", fast_save)):
+                if value is not None:
+                    raise ConfigError(name, "set it on the shared SQLiteConnection instead")
+            shared = db_path
+        else:
+            shared = SQLiteConnection(
+                db_path,
+                busy_timeout=DEFAULT_BUSY_TIMEOUT if busy_timeout is None else busy_timeout,
+                fast_save=False if fast_save is None else fast_save,
+            )
+        shared.acquire()
+        self.table = table
+        self.connection = shared
+        self._conn: aiosqlite.Connection | None = None
+        q = f'"{table}"'
+        live = "(expires_at IS NULL OR expires_at > ?)"
+        self._sql_read = f"SELECT value FROM {q} WHERE key = ? AND {live}"
+        self._sql_contains = f"SELECT 1 FROM {q} WHERE key = ? AND {live}"
+        self._sql_write = f"INSERT OR REPLACE INTO {q} (key, value, expires_at) VALUES (?, ?, ?)"
+        self._sql_delete = f"DELETE FROM {q} WHERE key = ?"
+        self._sql_size = f"SELECT COUNT(*) FROM {q} WHERE {live}"
+        self._sql_expired = f"DELETE FROM {q} WHERE expires_at <= ?"
+        self._sql_clear = f"DELETE FROM {q}"
+        self._q = q
+        self._live = live
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.connection.path!r}, table={self.table!r})"
+
+    @property
+    def db_path(self) -> str:
+        """The database file (or ``":memory:"``)."""
+        return self.connection.path
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    async def _connect(self) -> aiosqlite.Connection:
+        self._ensure_open()
+        connection = self._conn
+        if connection is None:
+            connection = self._conn = await self.connection.get(self.table)
+        return connection
+
+    def _failed(self, operation: str, exc: Exception) -> BackendError:
+        if isinstance(exc, ValueError) and (self._closed or self.connection.closed):
+            return BackendError(f"{self!r} is closed")
+        return BackendError(f"{self!r}: {operation} failed: {exc}")
+
+    async def _fetch(self, operation: str, sql: str, parameters: Sequence[Any]) -> list[Any]:
+        """Run one statement in one hop to the worker thread and return its rows."""
+        connection = self._conn if self._conn is not None and not self._closed else None
+        if connection is None:
+            connection = await self._connect()
+        try:
+            return list(
+                await _retrying(
+                    connection.execute_fetchall, sql, parameters, self.connection.busy_timeout
+                )
+            )
+        except (sqlite3.Error, ValueError) as exc:
+            raise self._failed(operation, exc) from exc
+
+    async def _count(self, operation: str, sql: str, parameters: Sequence[Any]) -> int:
+        """Run one statement and return how many rows it changed."""
+        connection = await self._connect()
+
+        async def run(sql: str, parameters: Sequence[Any]) -> int:
+            async with connection.execute(sql, parameters) as cursor:
+                return cursor.rowcount
+
+        try:
+            count: int = await _retrying(run, sql, parameters, self.connection.busy_timeout)
+        except (sqlite3.Error, ValueError) as exc:
+            raise self._failed(operation, exc) from exc
+        return count
+
+    # -- the port ---------------------------------------------------------------------------------
+
+    async def read(self, key: str) -> bytes | None:
+        """Return the value under ``key``, or ``None`` if missing or expired."""
+        rows = await self._fetch("read", self._sql_read, (key, time.time()))
+        return bytes(rows[0][0]) if rows else None
+
+    async def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Return the values of ``keys`` in order: one query per 500 keys."""
+        keys = list(keys)
+        if not keys:
+            self._ensure_open()
+            return []
+        found: dict[str, bytes] = {}
+        now = time.time()
+        for chunk in _chunks(list(dict.fromkeys(keys))):
+            marks = ", ".join("?" * len(chunk))
+            sql = f"SELECT key, value FROM {self._q} WHERE key IN ({marks}) AND {self._live}"
+            for key, value in await self._fetch("read_many", sql, (*chunk, now)):
+                found[key] = bytes(value)
+        return [found.get(key) for key in keys]
+
+    async def write(self, key: str, value: bytes, *, expires_at: float | None = None) -> None:
+        """Store ``value`` under ``key``, replacing any previous value."""
+        await self._fetch("write", self._sql_write, (key, bytes(value), expires_at))
+
+    async def delete(self, key: str) -> None:
+        """Remove ``key`` (a missing key is not an error)."""
+        await self._fetch("delete", self._sql_delete, (key,))
+
+    async def bulk_delete(self, keys: Iterable[str]) -> None:
+        """Remove many keys: one ``DELETE ... IN`` per 500 keys."""
+        unique = list(dict.fromkeys(keys))
+        if not unique:
+            self._ensure_open()
+            return
+        for chunk in _chunks(unique):
+            marks = ", ".join("?" * len(chunk))
+            await self._fetch("bulk_delete", f"DELETE FROM {self._q} WHERE key IN ({marks})", chunk)
+
+    async def contains(self, key: str) -> bool:
+        """Whether ``key`` holds a live value (the value is not read)."""
+        return bool(await self._fetch("contains", self._sql_contains, (key, time.time())))
+
+    async def size(self) -> int:
+        """The number of live entries (a ``COUNT``)."""
+        rows = await self._fetch("size", self._sql_size, (time.time(),))
+        return int(rows[0][0])
+
+    async def keys(self) -> AsyncIterator[str]:
+        """Iterate over the live keys in key order, fetched a page at a time.
+
+        Pages are found by key (``WHERE key > last``), so no read transaction or cursor
+        stays open while the caller works, and entries written meanwhile may or may not
+        be seen.
+        """
+        async for row in self._pages("key", self.page_size):
+            yield row[0]
+
+    async def items(self) -> AsyncIterator[tuple[str, bytes]]:
+        """Iterate over live ``(key, value)`` pairs in key order, a page at a time."""
+        async for key, value in self._pages("key, value", max(1, self.page_size // 5)):
+            yield key, bytes(value)
+
+    async def _pages(self, columns: str, page: int) -> AsyncIterator[Any]:
+        now = time.time()
+        first = f"SELECT {columns} FROM {self._q} WHERE {self._live} ORDER BY key LIMIT ?"
+        after = (
+            f"SELECT {columns} FROM {self._q} WHERE key > ? AND {self._live} ORDER BY key LIMIT ?"
+        )
+        rows = await self._fetch("keys", first, (now, page))
+        while rows:
+            for row in rows:
+                yield row
+            if len(rows) < page:
+                return
+            rows = await self._fetch("keys", after, (rows[-1][0], now, page))
+
+    async def delete_expired(self, now: float) -> int:
+        """Remove the entries past ``expires_at`` at ``now``: one indexed ``DELETE``."""
+        return await self._count("delete_expired", self._sql_expired, (now,))
+
+    async def clear(self) -> None:
+        """Remove every entry of this table, and nothing else in the database."""
+        await self._fetch("clear", self._sql_clear, ())
+
+    async def close(self) -> None:
+        """Release the shared connection (closed with its last store). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._conn = None
+        await self.connection.release()
