@@ -1,0 +1,87 @@
+"""The ```python examples of the documentation run, against a real local origin.
+
+Conventions for the pages in ``docs/`` (also stated here because this test enforces them):
+
+* A fenced block whose language is exactly ``python`` is an example that must run. The
+  blocks of one page are executed in order, in one fresh namespace, so a later block may
+  use what an earlier one defined.
+* An example shows its I/O in ``async def main(url: str) -> None``. After each block that
+  defines (or redefines) ``main``, the test awaits ``main(url)``, where ``url`` is
+  ``origin("/json")``: a JSON endpoint of the test origin on 127.0.0.1 (see
+  ``tests/conftest.py``). Examples never reach the internet, and assert what they show.
+* Blocks do not run an event loop themselves (no top-level ``asyncio.run``) and use only
+  the in-memory backend, unless the page is about another backend.
+* Anything not meant to run (shell commands, signatures, fragments, code of other
+  libraries) uses another fence language: ``text``, ``console``, ...
+* A page without ``python`` blocks is not collected; a page whose blocks fail, fails.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+_FENCE = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
+
+
+def python_blocks(page: Path) -> list[tuple[int, str]]:
+    """The ``python`` fenced blocks of ``page``, as (line before the code, source).
+
+    Fences follow CommonMark: a run of three or more backticks or tildes opens a block,
+    and a run of the same character, at least as long and with nothing after it, closes
+    it; fences of other languages (and blocks nested in them) are skipped.
+    """
+    blocks: list[tuple[int, str]] = []
+    opened: tuple[str, str, int] | None = None  # (fence, info, line number)
+    body: list[str] = []
+    for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
+        match = _FENCE.match(line)
+        if opened is None:
+            if match:
+                opened = (match["fence"], match["info"].strip(), number)
+                body = []
+            continue
+        fence, info, start = opened
+        if (
+            match
+            and match["fence"][0] == fence[0]
+            and len(match["fence"]) >= len(fence)
+            and not match["info"].strip()
+        ):
+            if info == "python":
+                blocks.append((start, "\n".join(body) + "\n"))
+            opened = None
+        else:
+            body.append(line)
+    if opened is not None:
+        raise AssertionError(f"{page.name}:{opened[2]}: a code fence is never closed")
+    return blocks
+
+
+PAGES = sorted(page for page in DOCS.glob("*.md") if python_blocks(page))
+
+
+def test_pages_with_examples_are_found():
+    assert DOCS.is_dir(), f"no docs directory at {DOCS}"
+    assert PAGES, "no page of the documentation has a ```python example"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[page.name for page in PAGES])
+async def test_examples_run(page: Path, origin) -> None:
+    namespace: dict[str, Any] = {"__name__": f"docs_example_{page.stem.replace('-', '_')}"}
+    url = origin("/json")
+    ran = 0
+    for first_line, source in python_blocks(page):
+        # Pad with blank lines so tracebacks point at the line in the Markdown file.
+        code = compile("\n" * first_line + source, str(page), "exec")
+        previous_main = namespace.get("main")
+        exec(code, namespace)
+        main = namespace.get("main")
+        if main is not None and main is not previous_main:
+            await main(url)
+            ran += 1
+    assert ran or not any("async def main" in source for _, source in python_blocks(page))
