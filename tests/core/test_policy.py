@@ -340,3 +340,11 @@ def test_merge_not_modified_keeps_content_encoding_of_the_stored_entry() -> None
     assert merged.headers == stored.headers
     assert merged.expires is None
     assert merged.created_at == NOW
+
+
+@pytest.mark.parametrize(
+    ("reason", "shareable"),
+    [("miss", True), ("expired", True), ("refresh", False), ("force_refresh", False)],
+)
+def test_only_misses_and_expiries_share_a_fetch(reason: str, shareable: bool) -> None:
+    assert Fetch(reason).shareable is shareable

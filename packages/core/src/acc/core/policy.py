@@ -100,6 +100,15 @@ class Fetch:
 
     reason: str
 
+    @property
+    def shareable(self) -> bool:
+        """Whether a response another task stores meanwhile answers this request too.
+
+        True for a miss or an expired entry; false when the caller asked for a new
+        response (``refresh``, ``force_refresh``), which only its own fetch can give.
+        """
+        return self.reason in ("miss", "expired")
+
 
 @attrs.frozen(slots=True)
 class GatewayTimeout:
@@ -158,10 +167,10 @@ def decide_lookup(
         if entry is not None and not entry.is_expired(now):
             return UseCached(entry)
         return GatewayTimeout()
-    if entry is None:
-        return Fetch("miss")
     if options.force_refresh:
         return Fetch("force_refresh")
+    if entry is None:
+        return Fetch("miss")
     if options.refresh or entry.is_expired(now):
         if entry.has_validators:
             return Revalidate(entry, conditional_headers(entry))

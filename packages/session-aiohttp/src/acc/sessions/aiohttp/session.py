@@ -210,16 +210,21 @@ class CacheMixin:
         if isinstance(decision, GatewayTimeout):
             return self._gateway_timeout(method, url, key)
 
-        leader = True
-        if isinstance(decision, Fetch) and not force_refresh:
+        coalesce = isinstance(decision, Fetch) and decision.shareable
+        leader = False
+        if coalesce:
             waiter = backend.inflight.join(key)
-            if waiter is not None:
-                leader = False
+            if waiter is None:
+                leader = True
+            else:
                 await waiter
-                entry = await backend.get_response(key)
-                if entry is not None and not entry.is_expired():
-                    return self._serve(entry, key)
         try:
+            if coalesce:
+                # Another task may have stored the entry since our lookup: the one we
+                # waited for, or a leader that finished before we joined.
+                stored = await backend.get_response(key)
+                if stored is not None and not stored.is_expired():
+                    return self._serve(stored, key)
             if isinstance(decision, Revalidate):
                 headers = CIMultiDict(kwargs.pop("headers", None) or {})
                 headers.extend(decision.headers)
@@ -230,7 +235,7 @@ class CacheMixin:
                 response = await request(method, str_or_url, **kwargs)
             return await self._store(response, key, described, options)
         finally:
-            if leader and isinstance(decision, Fetch) and not force_refresh:
+            if leader:
                 backend.inflight.done(key)
 
     # -- the decisions' I/O -------------------------------------------------------------------
