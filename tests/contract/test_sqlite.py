@@ -46,14 +46,8 @@ class TestSQLiteCache(BaseCacheContract):
         await store.close()
 
 
-class TestSharedConnectionSQLiteCache(BaseCacheContract):
-    """Two stores on one shared connection, as SQLiteBackend builds them."""
-
-    @pytest.fixture
-    async def connection(self, tmp_path: Path) -> AsyncIterator[SQLiteConnection]:
-        shared = SQLiteConnection(tmp_path / "shared.sqlite")
-        yield shared
-        await shared.close()
+class _TwoStoresOnOneConnection:
+    """Both stores on one shared ``connection`` fixture, as SQLiteBackend builds them."""
 
     @pytest.fixture
     async def cache(self, connection: SQLiteConnection) -> AsyncIterator[SQLiteCache]:
@@ -68,23 +62,21 @@ class TestSharedConnectionSQLiteCache(BaseCacheContract):
         await store.close()
 
 
-class TestInMemorySQLiteCache(BaseCacheContract):
-    """``:memory:``: gone with its connection, but otherwise the same."""
+class TestSharedConnectionSQLiteCache(_TwoStoresOnOneConnection, BaseCacheContract):
+    """Two stores on one shared connection to a file."""
+
+    @pytest.fixture
+    async def connection(self, tmp_path: Path) -> AsyncIterator[SQLiteConnection]:
+        shared = SQLiteConnection(tmp_path / "shared.sqlite")
+        yield shared
+        await shared.close()
+
+
+class TestInMemorySQLiteCache(_TwoStoresOnOneConnection, BaseCacheContract):
+    """``:memory:``: gone with its connection, but otherwise the same (one database)."""
 
     @pytest.fixture
     async def connection(self) -> AsyncIterator[SQLiteConnection]:
         shared = SQLiteConnection(":memory:")
         yield shared
         await shared.close()
-
-    @pytest.fixture
-    async def cache(self, connection: SQLiteConnection) -> AsyncIterator[SQLiteCache]:
-        store = SQLiteCache(connection, "responses")
-        yield store
-        await store.close()
-
-    @pytest.fixture
-    async def other_namespace(self, connection: SQLiteConnection) -> AsyncIterator[SQLiteCache]:
-        store = SQLiteCache(connection, "redirects")  # the same in-memory database
-        yield store
-        await store.close()
