@@ -522,3 +522,31 @@ async def test_signed_entry_copied_to_another_key_reads_as_miss(origin, make_bac
         assert swapped.from_cache is False
         assert (await swapped.json())["query"] == {"id": "2"}
         assert backend.stats.errors == 1
+
+
+async def test_a_lone_miss_reads_the_store_once_and_a_late_joiner_twice(origin):
+    from acc.core import MemoryCache
+
+    class CountingCache(MemoryCache):
+        reads = 0
+
+        async def read(self, key: str) -> bytes | None:
+            CountingCache.reads += 1
+            return await super().read(key)
+
+    backend = CacheBackend(responses=CountingCache())
+    async with CachedSession(cache=backend) as session:
+        await session.get(origin("/json?n=1"))
+        assert CountingCache.reads == 1  # nothing finished meanwhile: no second look
+        before = backend.inflight.completions
+        CountingCache.reads = 0
+        original_read = CountingCache.read
+
+        async def read_while_another_finishes(self: CountingCache, key: str) -> bytes | None:
+            backend.inflight.done("another-key")  # a fetch finishes during the lookup...
+            return await original_read(self, key)
+
+        CountingCache.read = read_while_another_finishes  # type: ignore[method-assign]
+        await session.get(origin("/json?n=2"))
+        assert backend.inflight.completions > before
+        assert CountingCache.reads == 2  # ...so the new leader looks again before fetching

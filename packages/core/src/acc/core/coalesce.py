@@ -19,10 +19,14 @@ __all__ = ["SingleFlight"]
 class SingleFlight:
     """A registry of in-flight fetches, keyed by cache key."""
 
-    __slots__ = ("_inflight",)
+    __slots__ = ("_inflight", "completions")
 
     def __init__(self) -> None:
         self._inflight: dict[str, asyncio.Future[None]] = {}
+        # Fetches finished so far, any key. A caller that reads it before its lookup
+        # and finds it unchanged on becoming leader knows no leader finished (and so
+        # stored) meanwhile: it need not read the cache again.
+        self.completions = 0
 
     def __len__(self) -> int:
         return len(self._inflight)
@@ -43,6 +47,7 @@ class SingleFlight:
 
     def done(self, key: str) -> None:
         """Release the waiters of ``key``; called once by its leader, success or not."""
+        self.completions += 1
         future = self._inflight.pop(key, None)
         if future is not None and not future.done():
             future.set_result(None)

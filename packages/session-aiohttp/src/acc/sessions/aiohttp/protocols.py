@@ -14,11 +14,10 @@ from http.cookies import SimpleCookie
 from types import TracebackType
 from typing import Any, Protocol
 
-from multidict import CIMultiDictProxy
-from yarl import URL
-
 from aiohttp import RequestInfo
 from aiohttp.streams import StreamReader
+from multidict import CIMultiDictProxy
+from yarl import URL
 
 __all__ = ["CacheAwareResponse", "CachedRequestContextManager"]
 
@@ -97,6 +96,3 @@ class CachedRequestContextManager(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
-
-
-RequestMethod = Callable[..., CachedRequestContextManager]

@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from aiohttp import BasicAuth, ClientSession, FormData
 from multidict import CIMultiDict
 from yarl import URL
 
 from acc.core import CacheRequest
-from aiohttp import BasicAuth, ClientSession, FormData
 
 __all__ = ["UncacheableBody", "describe_request"]
 

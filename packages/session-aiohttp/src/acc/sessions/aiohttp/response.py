@@ -11,26 +11,24 @@ from __future__ import annotations
 import asyncio
 import codecs
 import json as jsonlib
+import re
 from collections.abc import Callable
 from datetime import datetime
 from http.cookies import SimpleCookie
 from types import TracebackType
 from typing import Any
 
-from multidict import CIMultiDict, CIMultiDictProxy, MultiDictProxy
-from yarl import URL
-
-from acc.core.models import CachedResponse, HeaderPairs, RedirectHop, utcnow
 from aiohttp import ClientResponse, ClientResponseError, ContentTypeError, RequestInfo
 from aiohttp.base_protocol import BaseProtocol
 from aiohttp.client_reqrep import ContentDisposition
 from aiohttp.helpers import HeadersMixin
 from aiohttp.streams import StreamReader
+from multidict import CIMultiDict, CIMultiDictProxy, MultiDictProxy
+from yarl import URL
 
-__all__ = ["CACHE_ATTRIBUTES", "CachedClientResponse", "body_stream", "mark_live_response"]
+from acc.core.models import CachedResponse, HeaderPairs, RedirectHop, utcnow
 
-CACHE_ATTRIBUTES = ("from_cache", "created_at", "expires", "is_expired", "revalidated", "cache_key")
-"""The attributes every response returned by a cached session carries."""
+__all__ = ["CachedClientResponse", "body_stream", "mark_live_response"]
 
 _STREAM_LIMIT = 2**16
 
@@ -274,16 +272,13 @@ class CachedClientResponse(HeadersMixin):
         return self._entry.body
 
     def get_encoding(self) -> str:
-        """The body's text encoding, from ``Content-Type`` or detected as aiohttp does."""
+        """The body's text encoding: the ``Content-Type`` charset if known, else UTF-8."""
         charset = self.charset
         if charset:
             try:
                 return codecs.lookup(charset).name
             except LookupError:
                 pass
-        mimetype = self.content_type
-        if mimetype in ("application/json", "application/rdap+json"):
-            return "utf-8"
         return "utf-8"
 
     async def text(self, encoding: str | None = None, errors: str = "strict") -> str:
@@ -359,12 +354,13 @@ class CachedClientResponse(HeadersMixin):
         return f"<CachedClientResponse({self._entry.url}) [{self.status} {self.reason}]>"
 
 
+_JSON_TYPE = re.compile(r"^application/(?:[\w.+-]+?\+)?json")
+
+
 def _expected_content_type(actual: str, expected: str) -> bool:
+    """Aiohttp's rule for ``json(content_type=...)``: any ``+json`` type counts as JSON."""
     if expected == "application/json":
-        base = actual.split(";", 1)[0].strip()
-        return base == "application/json" or (
-            base.startswith("application/") and base.endswith("+json")
-        )
+        return _JSON_TYPE.match(actual) is not None
     return expected in actual
 
 

@@ -19,10 +19,12 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
+from aiohttp import ClientResponse, ClientSession
 from multidict import CIMultiDict
 from yarl import URL
 
 from acc.core import CacheBackend, CachedResponse, ConfigError, RedirectHop
+from acc.core.expiration import validate_expiration
 from acc.core.keys import CacheRequest, redact_headers, redact_url
 from acc.core.models import utcnow
 from acc.core.policy import (
@@ -39,7 +41,6 @@ from acc.core.policy import (
 )
 from acc.sessions.aiohttp.request import UncacheableBody, describe_request
 from acc.sessions.aiohttp.response import CachedClientResponse, mark_live_response
-from aiohttp import ClientResponse, ClientSession
 
 __all__ = ["CacheMixin", "CachedSession"]
 
@@ -192,8 +193,6 @@ class CacheMixin:
             logger.debug("acc: not caching %s %s: %s", method, str_or_url, why)
             return mark_live_response(await request(method, str_or_url, **kwargs))
         if expire_after is not UNSET:
-            from acc.core.expiration import validate_expiration
-
             expire_after = validate_expiration(expire_after, "expire_after")
         options = RequestOptions(
             expire_after=expire_after,
@@ -202,6 +201,7 @@ class CacheMixin:
             only_if_cached=only_if_cached,
         )
         key = backend.create_key(described)
+        completions_before_lookup = backend.inflight.completions
         entry = None if force_refresh else await backend.get_response(key)
         decision = decide_lookup(entry, options, utcnow())
 
@@ -210,21 +210,21 @@ class CacheMixin:
         if isinstance(decision, GatewayTimeout):
             return self._gateway_timeout(method, url, key)
 
-        coalesce = isinstance(decision, Fetch) and decision.shareable
-        leader = False
-        if coalesce:
+        look_again = leader = False
+        if isinstance(decision, Fetch) and decision.shareable:
             waiter = backend.inflight.join(key)
             if waiter is None:
                 leader = True
+                # A leader that finished during our lookup may have stored the entry.
+                look_again = backend.inflight.completions != completions_before_lookup
             else:
                 await waiter
+                look_again = True
         try:
-            if coalesce:
-                # Another task may have stored the entry since our lookup: the one we
-                # waited for, or a leader that finished before we joined.
+            if look_again:
                 stored = await backend.get_response(key)
-                if stored is not None and not stored.is_expired():
-                    return self._serve(stored, key)
+                if isinstance(second := decide_lookup(stored, options, utcnow()), UseCached):
+                    return self._serve(second.entry, key)
             if isinstance(decision, Revalidate):
                 headers = CIMultiDict(kwargs.pop("headers", None) or {})
                 headers.extend(decision.headers)
