@@ -1,0 +1,1 @@
+"""The acc benchmark suite: see benchmarks/README.md."""
