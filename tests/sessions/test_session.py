@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 
 import aiohttp
@@ -550,3 +551,43 @@ async def test_a_lone_miss_reads_the_store_once_and_a_late_joiner_twice(origin):
         await session.get(origin("/json?n=2"))
         assert backend.inflight.completions > before
         assert CountingCache.reads == 2  # ...so the new leader looks again before fetching
+
+
+class _OtherProcessFetched(CacheBackend):
+    """A backend whose cross-process lock reports that another process fetched meanwhile.
+
+    Entering the lock stores the entry (as that other process would have) and yields True.
+    """
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.locked: list[str] = []
+        self.prepared = None
+
+    @asynccontextmanager
+    async def fetch_lock(self, key):
+        self.locked.append(key)
+        if self.prepared is not None:
+            await self.save_response(key, self.prepared)
+            yield True
+        else:
+            yield False
+
+
+async def test_fetch_lock_wraps_each_leader_fetch_and_a_wait_means_look_again(origin):
+    backend = _OtherProcessFetched(autoclose=False)
+    async with CachedSession(cache=backend) as session:
+        first = await session.get(origin("/json"))
+        assert first.from_cache is False
+        assert backend.locked == [first.cache_key]
+        entry = await backend.get_response(first.cache_key)
+        await backend.clear()
+        backend.prepared = entry
+        second = await session.get(origin("/json"))
+        assert second.from_cache is True  # found after the lock said "another process fetched"
+        assert backend.locked == [first.cache_key, first.cache_key]
+        third = await session.get(origin("/json"))  # a plain hit takes no lock
+        assert third.from_cache is True
+    assert origin.hits["/json"] == 1
+    assert len(backend.locked) == 2
+    await backend.close()

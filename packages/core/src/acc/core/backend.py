@@ -17,6 +17,7 @@ import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, TypeVar
@@ -174,6 +175,22 @@ class CacheBackend:
         if self.settings.key_fn is not None:
             return self.settings.key_fn(request)
         return create_key(request, self.settings.key_settings)
+
+    # -- coordination between processes ------------------------------------------------------
+
+    def fetch_lock(self, key: str) -> AbstractAsyncContextManager[bool]:
+        """Coordinate the fetch of a missing ``key`` with other processes sharing the cache.
+
+        The session enters this context, as the one task of its process fetching ``key``
+        (in-process coalescing comes first), around the fetch and the write of the
+        response. This default does no cross-process coordination and yields ``False``.
+        Backends whose store is shared between processes may override it (the Redis
+        backend does, with ``lock=True``): enter once this process may fetch, and yield
+        ``True`` when another process held the lock meanwhile, so that the caller looks in
+        the cache again before fetching. An override must never fail a request: on a
+        storage error it yields ``False`` and lets the fetch go ahead.
+        """
+        return nullcontext(False)
 
     # -- failure handling -------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
@@ -47,6 +47,8 @@ __all__ = ["CacheMixin", "CachedSession"]
 _Session = TypeVar("_Session", bound="CacheMixin")
 
 logger = logging.getLogger("acc")
+
+_NO_LOCK = nullcontext(False)
 
 _UNSTORED_HEADERS = frozenset({"content-encoding", "transfer-encoding", "content-length"})
 
@@ -221,19 +223,21 @@ class CacheMixin:
                 await waiter
                 look_again = True
         try:
-            if look_again:
-                stored = await backend.get_response(key)
-                if isinstance(second := decide_lookup(stored, options, utcnow()), UseCached):
-                    return self._serve(second.entry, key)
-            if isinstance(decision, Revalidate):
-                headers = CIMultiDict(kwargs.pop("headers", None) or {})
-                headers.extend(decision.headers)
-                response = await request(method, str_or_url, headers=headers, **kwargs)
-                if response.status == 304:
-                    return await self._refreshed(decision.entry, response, key, options)
-            else:
-                response = await request(method, str_or_url, **kwargs)
-            return await self._store(response, key, described, options)
+            # A leader also coordinates with other processes (a no-op on most backends).
+            async with backend.fetch_lock(key) if leader else _NO_LOCK as waited_elsewhere:
+                if look_again or waited_elsewhere:
+                    stored = await backend.get_response(key)
+                    if isinstance(second := decide_lookup(stored, options, utcnow()), UseCached):
+                        return self._serve(second.entry, key)
+                if isinstance(decision, Revalidate):
+                    headers = CIMultiDict(kwargs.pop("headers", None) or {})
+                    headers.extend(decision.headers)
+                    response = await request(method, str_or_url, headers=headers, **kwargs)
+                    if response.status == 304:
+                        return await self._refreshed(decision.entry, response, key, options)
+                else:
+                    response = await request(method, str_or_url, **kwargs)
+                return await self._store(response, key, described, options)
         finally:
             if leader:
                 backend.inflight.done(key)
