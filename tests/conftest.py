@@ -17,6 +17,9 @@ import pytest
 from aiohttp import web
 from yarl import URL
 
+# The real servers (Redis, MongoDB, DynamoDB) and their fixtures: tests/support/acc_services.
+pytest_plugins = ["acc_services.redis", "acc_services.mongo", "acc_services.dynamodb"]
+
 
 class Origin:
     """A running test origin: its base URL and what it has seen."""

@@ -1,0 +1,1 @@
+"""Fixtures for a real dynamodb server (work in progress)."""

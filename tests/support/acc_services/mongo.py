@@ -1,0 +1,1 @@
+"""Fixtures for a real mongo server (work in progress)."""
