@@ -6,11 +6,19 @@ import asyncio
 import time
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import aiohttp
 import pytest
 
-from acc.core import DO_NOT_CACHE, NEVER_EXPIRE, BackendUnavailable, CacheBackend, ConfigError
+from acc.core import (
+    DO_NOT_CACHE,
+    NEVER_EXPIRE,
+    BackendUnavailable,
+    CacheBackend,
+    CachedResponse,
+    ConfigError,
+)
 from acc.sessions.aiohttp import CachedClientResponse, CachedSession
 
 
@@ -559,10 +567,10 @@ class _OtherProcessFetched(CacheBackend):
     Entering the lock stores the entry (as that other process would have) and yields True.
     """
 
-    def __init__(self, **options):
+    def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.locked: list[str] = []
-        self.prepared = None
+        self.prepared: CachedResponse | None = None
 
     @asynccontextmanager
     async def fetch_lock(self, key):
@@ -580,6 +588,7 @@ async def test_fetch_lock_wraps_each_leader_fetch_and_a_wait_means_look_again(or
         first = await session.get(origin("/json"))
         assert first.from_cache is False
         assert backend.locked == [first.cache_key]
+        assert first.cache_key is not None
         entry = await backend.get_response(first.cache_key)
         await backend.clear()
         backend.prepared = entry
