@@ -10,7 +10,10 @@ Conventions for the pages in ``docs/`` (also stated here because this test enfor
   ``origin("/json")``: a JSON endpoint of the test origin on 127.0.0.1 (see
   ``tests/conftest.py``). Examples never reach the internet, and assert what they show.
 * Blocks do not run an event loop themselves (no top-level ``asyncio.run``) and use only
-  the in-memory backend, unless the page is about another backend.
+  the in-memory backend, unless the page is about another backend. A page about a
+  server-backed backend reads its server's address from a global the test provides when
+  the page mentions it: ``REDIS_URL``, ``REDIS_CLUSTER_URL``, ``MONGODB_URL`` or
+  ``DYNAMODB_URL`` (from the fixtures of the same names in ``acc_services``, lower case).
 * Anything not meant to run (shell commands, signatures, fragments, code of other
   libraries) uses another fence language: ``text``, ``console``, ...
 * A page without ``python`` blocks is not collected; a page whose blocks fail, fails.
@@ -70,9 +73,16 @@ def test_pages_with_examples_are_found():
     assert PAGES, "no page of the documentation has a ```python example"
 
 
+SERVICE_GLOBALS = ("REDIS_URL", "REDIS_CLUSTER_URL", "MONGODB_URL", "DYNAMODB_URL")
+
+
 @pytest.mark.parametrize("page", PAGES, ids=[page.name for page in PAGES])
-async def test_examples_run(page: Path, origin) -> None:
+async def test_examples_run(page: Path, origin, request: pytest.FixtureRequest) -> None:
     namespace: dict[str, Any] = {"__name__": f"docs_example_{page.stem.replace('-', '_')}"}
+    text = page.read_text(encoding="utf-8")
+    for name in SERVICE_GLOBALS:
+        if re.search(rf"\b{name}\b", text):
+            namespace[name] = request.getfixturevalue(name.lower())
     url = origin("/json")
     ran = 0
     for first_line, source in python_blocks(page):
