@@ -103,7 +103,10 @@ async def main(db_path: Path) -> None:
             print("\nExpiry: /items/echo expires after 1 s (urls_expire_after)")
             await asyncio.sleep(1.1)
             expired = await session.get(f"{base}/items/echo")
-            print(f"  /items/echo after 1.1 s -> from_cache={expired.from_cache} (fetched again)")
+            print(
+                f"  /items/echo after 1.1 s -> from_cache={expired.from_cache}, "
+                f"revalidated={expired.revalidated} (stale, revalidated with its ETag)"
+            )
             print(f"\nstats: {backend.stats.as_dict()}")
     finally:
         await runner.cleanup()

@@ -30,6 +30,10 @@ class Origin:
         self.requests: list[web.Request] = []
         self.bodies: list[bytes] = []
         self.etag_version = 1
+        # /http/{name} routes: a status forced per name (e.g. 500 to test stale-if-error),
+        # and every (path, status) answered, to tell a 304 from a full response.
+        self.force_status: dict[str, int] = {}
+        self.answered: list[tuple[str, int]] = []
 
     def __call__(self, path: str) -> str:
         return str(
@@ -161,6 +165,71 @@ def _app(origin_ref: list[Origin]) -> web.Application:
     async def status(request: web.Request) -> web.Response:
         seen(request)
         return web.Response(status=int(request.match_info["code"]), text="status")
+
+    @routes.get("/response-headers")
+    async def response_headers(request: web.Request) -> web.Response:
+        """Like httpbin's: every query parameter becomes a response header (for the docs)."""
+        origin = seen(request)
+        headers = dict(request.query)
+        return web.json_response({**headers, "count": origin.hits[request.path]}, headers=headers)
+
+    @routes.route("*", "/http/{name}")
+    async def http_semantics(request: web.Request) -> web.Response:
+        """Headers chosen by query parameters, for the HTTP caching tests.
+
+        ``cc`` -> Cache-Control, ``expires`` -> Expires, ``etag`` -> ETag (a matching
+        If-None-Match, compared weakly, gets a 304), ``lm`` -> Last-Modified (an equal
+        If-Modified-Since gets a 304), ``date`` -> Date, ``age`` -> Age, ``vary`` -> Vary,
+        ``location`` -> Location, ``status`` -> the status. The body echoes the count
+        and the request's Accept header. ``origin.force_status[name]`` overrides all.
+        """
+        origin = seen(request)
+        name = request.match_info["name"]
+        query = request.query
+        headers = {
+            header: query[param]
+            for param, header in (
+                ("cc", "Cache-Control"),
+                ("expires", "Expires"),
+                ("etag", "ETag"),
+                ("lm", "Last-Modified"),
+                ("date", "Date"),
+                ("age", "Age"),
+                ("vary", "Vary"),
+                ("location", "Location"),
+            )
+            if param in query
+        }
+        forced = origin.force_status.get(name)
+        if forced is not None:
+            origin.answered.append((request.path, forced))
+            return web.Response(status=forced, text="forced")
+        tag = query.get("etag")
+        match = request.headers.get("If-None-Match")
+        # A 304 is sent now: it carries the query's headers but its own Date and no Age.
+        fresh = {k: v for k, v in headers.items() if k not in ("Date", "Age")}
+        if (
+            tag is not None
+            and match is not None
+            and match.removeprefix("W/") == tag.removeprefix("W/")
+        ):
+            origin.answered.append((request.path, 304))
+            return web.Response(status=304, headers=fresh)
+        since = request.headers.get("If-Modified-Since")
+        if "lm" in query and since is not None and since == query["lm"] and match is None:
+            origin.answered.append((request.path, 304))
+            return web.Response(status=304, headers=fresh)
+        status = int(query.get("status", "200"))
+        origin.answered.append((request.path, status))
+        return web.json_response(
+            {
+                "name": name,
+                "count": origin.hits[request.path],
+                "accept": request.headers.get("Accept"),
+            },
+            status=status,
+            headers=headers,
+        )
 
     app = web.Application()
     app.add_routes(routes)

@@ -26,5 +26,5 @@ def test_demo_runs_and_shows_hits_revalidation_and_expiry(tmp_path):
     assert "the API saw 6 requests" in out
     assert "entries:    6" in out
     assert "revalidated=True" in out
-    assert "after 1.1 s -> from_cache=False" in out
+    assert "after 1.1 s -> from_cache=True, revalidated=True" in out
     assert db.exists()

@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -28,15 +28,35 @@ from acc.core.errors import BackendError, BackendUnavailable, ConfigError
 from acc.core.expiration import NEVER_EXPIRE, ExpirationTime
 from acc.core.keys import CacheRequest, create_key, normalize_url
 from acc.core.memory import MemoryCache
-from acc.core.models import CachedResponse, utcnow
+from acc.core.models import CachedResponse, HeaderPairs, utcnow
+from acc.core.policy import entry_storage_expiry
 from acc.core.settings import CacheSettings
 from acc.core.stats import CacheStats
 from acc.core.storage import BaseCache
+from acc.core.vary import (
+    VaryRecord,
+    decode_vary_record,
+    encode_vary_record,
+    variant_key,
+    varying_headers,
+)
 
 __all__ = ["CacheBackend"]
 
 logger = logging.getLogger("acc")
 _T = TypeVar("_T")
+
+
+class _Default:
+    __slots__ = ()
+
+
+_DEFAULT = _Default()
+
+
+def _past_storage_expiry(entry: CachedResponse, settings: CacheSettings, now: datetime) -> bool:
+    keep = entry_storage_expiry(entry, settings)
+    return keep is not None and keep <= now
 
 
 class CacheBackend:
@@ -61,13 +81,19 @@ class CacheBackend:
         match_headers: Key requests by the values of these headers only.
         ignored_params: Parameter and header names left out of keys and redacted
             where stored (query, form fields, top-level JSON keys, headers).
-        cache_control: Follow HTTP caching headers (not supported yet: must be False).
+        cache_control: Follow HTTP caching headers as a private cache (RFC 9111):
+            request and response ``Cache-Control``, ``Expires``, ``Age``, ``Vary``,
+            heuristic freshness. See the expiration page of the docs.
         filter_fn: ``f(response) -> bool`` (or an awaitable), applied to a
             :class:`CachedResponse` before it is stored and after it is read; false
             means "do not cache" and "treat as a miss".
         key_fn: ``f(request: CacheRequest) -> str`` replacing the default key.
-        stale_if_error: Not supported yet: must be False.
-        stale_while_revalidate: Not supported yet: must be False.
+        stale_if_error: Answer a 5xx or a failed connection with the stored entry when it
+            is stale by at most this (seconds or a ``timedelta``; ``True``: any
+            staleness; ``False``: never). RFC 5861 §4.
+        stale_while_revalidate: Serve an entry stale by at most this at once and
+            refresh it in the background (seconds, ``timedelta``, ``True`` or
+            ``False``). RFC 5861 §3.
         secret_key: Sign entries with HMAC-SHA256; a list rotates keys (the first
             signs, all verify). Unsigned or badly signed entries read as misses.
         autoclose: Close the backend when the session using it closes.
@@ -95,8 +121,8 @@ class CacheBackend:
         cache_control: bool = False,
         filter_fn: Callable[[CachedResponse], bool | Awaitable[bool]] | None = None,
         key_fn: Callable[[CacheRequest], str] | None = None,
-        stale_if_error: bool = False,
-        stale_while_revalidate: bool = False,
+        stale_if_error: bool | float | timedelta = False,
+        stale_while_revalidate: bool | float | timedelta = False,
         secret_key: str | bytes | Sequence[str | bytes] | None = None,
         autoclose: bool = True,
         strict: bool = False,
@@ -219,11 +245,16 @@ class CacheBackend:
 
     # -- reading and writing entries --------------------------------------------------------
 
-    async def get_response(self, key: str) -> CachedResponse | None:
+    async def get_response(
+        self, key: str, *, request_headers: HeaderPairs = ()
+    ) -> CachedResponse | None:
         """Return the entry under ``key`` (or under the key it aliases), or ``None``.
 
-        An entry that cannot be decoded is deleted and counted in ``stats.errors``; an
-        entry rejected by ``filter_fn`` is a miss. Neither raises.
+        A miss on ``responses`` looks in ``redirects``: an alias names the key the entry
+        is stored under; a vary record names the request headers that select a variant
+        (see :mod:`acc.core.vary`), which ``request_headers`` give values to. An entry
+        that cannot be decoded is deleted and counted in ``stats.errors``; an entry
+        rejected by ``filter_fn`` is a miss. Neither raises.
         """
         self._check_open()
         try:
@@ -231,7 +262,11 @@ class CacheBackend:
             if data is None:
                 target = await self.redirects.read(key)
                 if target is not None:
-                    key = target.decode("utf-8", "replace")
+                    record = decode_vary_record(target)
+                    if record is None:
+                        key = target.decode("utf-8", "replace")
+                    else:
+                        key = variant_key(key, record.names, request_headers)
                     data = await self.responses.read(key)
         except Exception as exc:
             self._storage_failed("read", exc)
@@ -252,11 +287,28 @@ class CacheBackend:
         return entry
 
     async def save_response(
-        self, key: str, entry: CachedResponse, *, aliases: Iterable[str] = ()
+        self,
+        key: str,
+        entry: CachedResponse,
+        *,
+        aliases: Iterable[str] = (),
+        request_headers: HeaderPairs = (),
+        keep_until: datetime | _Default | None = _DEFAULT,
     ) -> bool:
         """Store ``entry`` under ``key`` and point ``aliases`` at it.
 
-        The store's native expiry is set from ``entry.expires``.
+        With ``cache_control=True``, an entry whose response has ``Vary`` is stored under
+        the variant key that ``request_headers`` select, and ``key`` gets a vary record
+        (see :mod:`acc.core.vary`).
+
+        Args:
+            key: The request's key.
+            entry: What to store.
+            aliases: Other keys that should find it (the URLs of a redirect chain).
+            request_headers: The headers of the request the entry answers.
+            keep_until: Until when storage keeps it (the store's native expiry), as the
+                policy's :attr:`~acc.core.policy.StoreDecision.storage_expires` says;
+                by default worked out from the entry by the same rules.
 
         Returns:
             Whether the entry was stored (``filter_fn`` or a storage failure may prevent it).
@@ -264,10 +316,16 @@ class CacheBackend:
         self._check_open()
         if self.settings.filter_fn is not None and not await self._passes_filter(entry):
             return False
-        data = self.codec.encode(entry, key=key)
-        expires_at = None if entry.expires is None else entry.expires.timestamp()
+        if isinstance(keep_until, _Default):
+            keep_until = entry_storage_expiry(entry, self.settings)
+        expires_at = None if keep_until is None else keep_until.timestamp()
+        names = varying_headers(entry.headers) if self.settings.cache_control else ()
+        store_key = variant_key(key, names, request_headers) if names else key
+        data = self.codec.encode(entry, key=store_key)
         try:
-            await self.responses.write(key, data, expires_at=expires_at)
+            await self.responses.write(store_key, data, expires_at=expires_at)
+            if store_key != key:
+                await self._record_variant(key, names, store_key, expires_at)
             for alias in aliases:
                 if alias != key:
                     await self.redirects.write(alias, key.encode(), expires_at=expires_at)
@@ -278,6 +336,43 @@ class CacheBackend:
             self._storage_ok()
         self.stats.writes += 1
         return True
+
+    async def _record_variant(
+        self, key: str, names: tuple[str, ...], store_key: str, expires_at: float | None
+    ) -> None:
+        """Point ``key`` at its variants: drop a plain entry there, update the vary record."""
+        await self.responses.delete(key)
+        previous = await self.redirects.read(key)
+        record = decode_vary_record(previous) if previous is not None else None
+        variants: tuple[str, ...] = ()
+        if record is not None and record.names == names:
+            variants = tuple(v for v in record.variants if v != store_key)
+        record = VaryRecord(names=names, variants=(*variants, store_key))
+        await self.redirects.write(key, encode_vary_record(record), expires_at=expires_at)
+
+    async def invalidate(self, keys: Iterable[str]) -> None:
+        """Delete the entries under ``keys``, their variants and what their aliases name.
+
+        Used when an unsafe request changed the resource (RFC 9111 §4.4). Fails open
+        like every storage call: a failure is counted and logged, never raised (unless
+        ``strict``).
+        """
+        self._check_open()
+        keys = list(dict.fromkeys(keys))
+        doomed = set(keys)
+        try:
+            for _key, found in zip(keys, await self.redirects.read_many(keys), strict=True):
+                if found is None:
+                    continue
+                record = decode_vary_record(found)
+                if record is None:
+                    doomed.add(found.decode("utf-8", "replace"))
+                else:
+                    doomed.update(record.variants)
+            await self.responses.bulk_delete(doomed)
+            await self.redirects.bulk_delete(keys)
+        except Exception as exc:
+            self._storage_failed("delete", exc)
 
     async def _passes_filter(self, entry: CachedResponse) -> bool:
         assert self.settings.filter_fn is not None
@@ -311,7 +406,10 @@ class CacheBackend:
 
         Args:
             keys: Cache keys to delete.
-            expired: Also delete every entry past its expiration.
+            expired: Also delete every entry storage need not keep any more: past its
+                expiration and, if it has a validator or a stale window, past the time
+                it is kept for revalidation or stale use (the same moment the store's
+                native expiry was set to; see :func:`acc.core.freshness.keep_until`).
             older_than: Also delete entries created longer ago than this
                 (a ``timedelta`` or seconds).
             urls: Also delete every entry whose URL is one of these (any method, any
@@ -328,6 +426,12 @@ class CacheBackend:
         if isinstance(urls, str):
             raise ConfigError("urls", "expected a list of URLs, not a single string")
         doomed = set(keys)
+        if keys:
+            # A key whose response varies leads to its variants through a vary record.
+            for found in await self.redirects.read_many(list(keys)):
+                record = decode_vary_record(found) if found is not None else None
+                if record is not None:
+                    doomed.update(record.variants)
         deleted = 0
         now = utcnow()
         if expired:
@@ -346,7 +450,7 @@ class CacheBackend:
                     doomed.add(key)
                     continue
                 if (
-                    (expired and entry.is_expired(now))
+                    (expired and _past_storage_expiry(entry, self.settings, now))
                     or (cutoff is not None and entry.created_at < cutoff)
                     or (wanted_urls and normalize_url(entry.url, ignored) in wanted_urls)
                 ):
@@ -362,10 +466,15 @@ class CacheBackend:
         return deleted
 
     async def _delete_dangling_aliases(self, doomed: set[str]) -> None:
-        """Delete the aliases whose target is in ``doomed``."""
-        dangling = [
-            key async for key, target in self.redirects.items() if target.decode() in doomed
-        ]
+        """Delete the aliases whose target is in ``doomed``, and vary records left empty."""
+        dangling = []
+        async for key, target in self.redirects.items():
+            record = decode_vary_record(target)
+            if record is None:
+                if target.decode("utf-8", "replace") in doomed:
+                    dangling.append(key)
+            elif record.variants and set(record.variants) <= doomed:
+                dangling.append(key)
         if dangling:
             await self.redirects.bulk_delete(dangling)
 

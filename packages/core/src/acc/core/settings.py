@@ -8,6 +8,7 @@ argument, so a mistake shows up where it was made rather than on the first reque
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
 from typing import Any
 
 import attrs
@@ -81,15 +82,37 @@ def _secret_key(value: object) -> tuple[str | bytes, ...]:
     return tuple(keys)  # type: ignore[arg-type]
 
 
-def _unsupported(value: object, argument: str, what: str) -> Any:
-    if value not in (False, None, 0):
-        raise ConfigError(argument, f"{what} is not supported yet; leave it unset")
-    return False
+def _stale_window(value: object, argument: str) -> bool | float:
+    """Check a stale window (RFC 5861): off, any staleness, or a number of seconds.
+
+    ``False``, ``None`` and zero turn it off; ``True`` accepts any staleness; a positive
+    number of seconds or ``timedelta`` bounds it.
+    """
+    if value is None or value is False:
+        return False
+    if value is True:
+        return True
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, (int, float)):
+        if value != value or value in (float("inf"), float("-inf")) or value < 0:
+            raise ConfigError(
+                argument, f"must be True, False or a finite number of seconds >= 0, not {value!r}"
+            )
+        return float(value) if value else False
+    raise ConfigError(
+        argument,
+        f"expected True, False, seconds or a timedelta, not {type(value).__name__} {value!r}",
+    )
 
 
 @attrs.frozen(kw_only=True)
 class CacheSettings:
-    """The validated options of a cache backend. See :class:`~acc.core.CacheBackend`."""
+    """The validated options of a cache backend. See :class:`~acc.core.CacheBackend`.
+
+    ``stale_if_error`` and ``stale_while_revalidate`` are stale windows: ``False`` (off),
+    ``True`` (any staleness) or a number of seconds.
+    """
 
     cache_name: str = "acc-cache"
     expire_after: ExpirationTime = NEVER_EXPIRE
@@ -102,8 +125,8 @@ class CacheSettings:
     cache_control: bool = False
     filter_fn: Callable[..., Any] | None = None
     key_fn: Callable[..., str] | None = None
-    stale_if_error: bool = False
-    stale_while_revalidate: bool = False
+    stale_if_error: bool | float = False
+    stale_while_revalidate: bool | float = False
     secret_key: tuple[str | bytes, ...] = ()
     autoclose: bool = True
     strict: bool = False
@@ -152,15 +175,11 @@ class CacheSettings:
             include_headers=include,
             match_headers=match,
             ignored_params=ignored,
-            cache_control=_unsupported(
-                _flag(cache_control, "cache_control"), "cache_control", "HTTP Cache-Control"
-            ),
+            cache_control=_flag(cache_control, "cache_control"),
             filter_fn=_callable(filter_fn, "filter_fn"),
             key_fn=_callable(key_fn, "key_fn"),
-            stale_if_error=_unsupported(stale_if_error, "stale_if_error", "stale-if-error"),
-            stale_while_revalidate=_unsupported(
-                stale_while_revalidate, "stale_while_revalidate", "stale-while-revalidate"
-            ),
+            stale_if_error=_stale_window(stale_if_error, "stale_if_error"),
+            stale_while_revalidate=_stale_window(stale_while_revalidate, "stale_while_revalidate"),
             secret_key=_secret_key(secret_key),
             autoclose=_flag(autoclose, "autoclose"),
             strict=_flag(strict, "strict"),
