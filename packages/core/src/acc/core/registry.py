@@ -52,6 +52,8 @@ KNOWN_SCHEMES: Mapping[str, str] = {
     "redis": "acc-backend-redis",
     "rediss": "acc-backend-redis",
     "unix": "acc-backend-redis",
+    "redis+cluster": "acc-backend-redis",
+    "rediss+cluster": "acc-backend-redis",
     "mongodb": "acc-backend-mongo",
     "mongodb+srv": "acc-backend-mongo",
     "dynamodb": "acc-backend-dynamodb",
