@@ -1,0 +1,137 @@
+"""The DynamoDB cache backend: :class:`DynamoDBBackend`."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from acc.backends.dynamodb.cache import DynamoDBCache
+from acc.backends.dynamodb.connection import DynamoDBConnection
+from acc.backends.dynamodb.table import DEFAULT_TABLE
+from acc.core.backend import CacheBackend
+from acc.core.errors import ConfigError
+from acc.core.registry import parse_url_options, url_scheme
+
+__all__ = ["DynamoDBBackend"]
+
+_OWN_STORES = ("responses", "redirects")
+# Objects, not text: they cannot come from a URL query.
+_NOT_IN_URLS = ("table_name", "session", "resource", "client", *_OWN_STORES)
+
+
+class DynamoDBBackend(CacheBackend):
+    """A cache in a DynamoDB table, shared by every process and machine that uses it.
+
+    Both stores (``responses`` and ``redirects``) live in one table, as items whose
+    partition key starts with ``"<cache_name>:<store>:"``; several caches may share the
+    table. Both stores share one client, created on first use and closed with the
+    backend (unless the caller passed it in).
+
+    Args:
+        cache_name: The namespace of this cache in the table (no ``:`` or ``#``).
+        table_name: The DynamoDB table (default ``"acc-cache"``).
+        region: The AWS region (default: from the environment or the AWS config).
+        endpoint_url: Another endpoint, such as DynamoDB Local's.
+        create_table: Create the table if it is missing (on-demand billing) and turn on
+            its TTL on ``expires_at``; otherwise the table must exist.
+        namespace_index: A global secondary index on ``namespace`` for ``size``,
+            ``keys`` and ``clear`` (created with the table); ``None`` scans instead.
+        consistent_reads: Strongly consistent reads (default ``True``).
+        session: An ``aioboto3.Session`` to create the client from.
+        resource: A DynamoDB resource the caller owns (acc never closes it).
+        client: A DynamoDB client the caller owns (acc never closes it).
+        connect_timeout: Seconds to connect (default 1).
+        read_timeout: Seconds to wait for a response (default 3).
+        max_attempts: Attempts for a throttled request or a server error, the first
+            included (default 2); a refused connection or a timeout is not retried.
+        policy_kwargs: Every option of :class:`~acc.core.CacheBackend`
+            (``expire_after``, ``allowed_codes``, ``secret_key``, ``strict``, ...).
+
+    Raises:
+        TypeError: An unknown keyword argument.
+        ConfigError: An invalid value; the message names the argument.
+
+    Example:
+        >>> DynamoDBBackend("my-app", table_name="http-cache", region="eu-west-1")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        cache_name: str = "acc-cache",
+        *,
+        table_name: str = DEFAULT_TABLE,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        create_table: bool = False,
+        namespace_index: str | None = None,
+        consistent_reads: bool = True,
+        session: Any = None,
+        resource: Any = None,
+        client: Any = None,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
+        max_attempts: int | None = None,
+        **policy_kwargs: Any,
+    ) -> None:
+        for name in _OWN_STORES:
+            if name in policy_kwargs:
+                raise TypeError(f"DynamoDBBackend builds its own stores: {name}= is not accepted")
+        self.connection = DynamoDBConnection(
+            table_name,
+            region=region,
+            endpoint_url=endpoint_url,
+            create_table=create_table,
+            namespace_index=namespace_index,
+            consistent_reads=consistent_reads,
+            session=session,
+            resource=resource,
+            client=client,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_attempts=max_attempts,
+        )
+        """The client and table both stores share."""
+        super().__init__(
+            cache_name,
+            responses=DynamoDBCache(self.connection, "responses", cache_name=cache_name),
+            redirects=DynamoDBCache(self.connection, "redirects", cache_name=cache_name),
+            **policy_kwargs,
+        )
+
+    @property
+    def table_name(self) -> str:
+        """The DynamoDB table."""
+        return self.connection.table_name
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.cache_name!r}, table_name={self.table_name!r})"
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> DynamoDBBackend:
+        """Build a backend from a ``dynamodb://TABLE?option=value...`` URL.
+
+        The host part is the table (``dynamodb://`` alone means ``acc-cache``); every
+        other option goes in the query: ``region``, ``endpoint_url``, ``cache_name``,
+        ``create_table``, ``expire_after``, ... Keyword ``options`` override the query.
+
+        Raises:
+            ConfigError: Not a ``dynamodb:`` URL, a path, port or credentials in it, or
+                an invalid value.
+            TypeError: An unknown option.
+        """
+        if url_scheme(url) != "dynamodb":
+            raise ConfigError("url", f"expected a dynamodb:// URL, not {url!r}")
+        parts = urlsplit(url)
+        if parts.fragment:
+            raise ConfigError("url", f"{url!r}: a backend URL has no #fragment")
+        if "@" in parts.netloc or ":" in parts.netloc or parts.path.strip("/"):
+            raise ConfigError(
+                "url",
+                f"{url!r}: a dynamodb URL names only a table: dynamodb://TABLE?region=...; "
+                "credentials come from the environment, the endpoint from ?endpoint_url=",
+            )
+        kwargs = parse_url_options(parts.query, cls, skip=_NOT_IN_URLS)
+        kwargs.update(options)
+        if parts.netloc:
+            kwargs.setdefault("table_name", unquote(parts.netloc))
+        return cls(**kwargs)
