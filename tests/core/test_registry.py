@@ -214,12 +214,24 @@ def test_unknown_scheme_lists_installed_schemes() -> None:
         ("unix:///run/redis.sock", "acc-backend-redis"),
         ("mongodb://localhost:27017", "acc-backend-mongo"),
         ("mongodb+srv://cluster.example.com", "acc-backend-mongo"),
-        ("dynamodb://eu-west-1/table", "acc-backend-dynamodb"),
+        ("redis+cluster://localhost:7000/0", "acc-backend-redis"),
+        ("rediss+cluster://localhost:7000/0", "acc-backend-redis"),
+        ("dynamodb://table?region=eu-west-1", "acc-backend-dynamodb"),
     ],
 )
-def test_known_but_missing_scheme_gives_the_pip_install_line(url: str, package: str) -> None:
-    if url.split(":")[0] in installed_schemes():
-        pytest.skip(f"{package} is installed here")
+def test_known_but_missing_scheme_gives_the_pip_install_line(
+    url: str, package: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The entry points of an environment without ``package``, as the registry reads them.
+    real_scan = registry._scan
+
+    def scan_without_package() -> dict[str, Any]:
+        found = real_scan()
+        return {s: ep for s, ep in found.items() if registry.KNOWN_SCHEMES.get(s) != package}
+
+    monkeypatch.setattr(registry, "_scan", scan_without_package)
+    monkeypatch.setattr(registry, "_entry_points", None)
+    assert url.split(":")[0] not in installed_schemes()
     with pytest.raises(ConfigError) as raised:
         CacheBackend.from_url(url)
     message = str(raised.value)

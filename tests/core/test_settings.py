@@ -155,7 +155,14 @@ def test_every_option_has_invalid_cases() -> None:
 @pytest.mark.parametrize("argument", ["stale_if_error", "stale_while_revalidate"])
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(True, True), (False, False), (None, False), (0, False), (30, 30), (timedelta(minutes=5), 300)],
+    [
+        (True, True),
+        (False, False),
+        (None, False),
+        (0, False),
+        (30, 30),
+        (timedelta(minutes=5), 300),
+    ],
 )
 def test_stale_windows_accept_true_seconds_or_off(argument: str, value: Any, expected: Any) -> None:
     settings = CacheBackend(**{argument: value}).settings

@@ -76,13 +76,17 @@ def test_pages_with_examples_are_found():
 SERVICE_GLOBALS = ("REDIS_URL", "REDIS_CLUSTER_URL", "MONGODB_URL", "DYNAMODB_URL")
 
 
+def services_of(page: Path) -> list[str]:
+    """The service globals ``page`` mentions, so its examples get those servers' URLs."""
+    text = page.read_text(encoding="utf-8")
+    return [name for name in SERVICE_GLOBALS if re.search(rf"\b{name}\b", text)]
+
+
 @pytest.mark.parametrize("page", PAGES, ids=[page.name for page in PAGES])
 async def test_examples_run(page: Path, origin, request: pytest.FixtureRequest) -> None:
     namespace: dict[str, Any] = {"__name__": f"docs_example_{page.stem.replace('-', '_')}"}
-    text = page.read_text(encoding="utf-8")
-    for name in SERVICE_GLOBALS:
-        if re.search(rf"\b{name}\b", text):
-            namespace[name] = request.getfixturevalue(name.lower())
+    for name in services_of(page):
+        namespace[name] = request.getfixturevalue(name.lower())
     url = origin("/json")
     ran = 0
     for first_line, source in python_blocks(page):
