@@ -587,3 +587,122 @@ def test_a_backend_never_closed_does_not_hang_interpreter_exit(tmp_path: Path) -
     assert result.stdout.strip() == b"done"
     with sqlite3.connect(path) as other:  # the write was committed before exit
         assert other.execute("SELECT value FROM responses").fetchall() == [(b"written",)]
+
+
+# -- the loop-thread reader ------------------------------------------------------------------
+
+
+async def test_point_reads_of_a_file_skip_the_worker_thread(backend: SQLiteBackend) -> None:
+    await backend.responses.write("k", b"v")
+    statements = await _trace(backend)
+    assert await backend.responses.read("k") == b"v"
+    assert await backend.responses.read("missing") is None
+    assert await backend.responses.contains("k")
+    assert not await backend.responses.contains("missing")
+    assert statements == []  # answered on the loop's thread, by the reader connection
+    await backend.responses.write("k", b"w")  # writes go through the worker ...
+    assert any(s.startswith("INSERT OR REPLACE") for s in statements)
+    assert await backend.responses.read("k") == b"w"  # ... and the reader sees them at once
+
+
+async def test_the_reader_sees_another_process_write_and_delete_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "shared.sqlite"
+    script = textwrap.dedent(
+        """
+        import asyncio, sys
+        from acc.backends.sqlite import SQLiteCache
+
+        async def main(path, action):
+            store = SQLiteCache(path)
+            if action == "write":
+                await store.write("k", b"from-the-other-process")
+            else:
+                await store.delete("k")
+            await store.close()
+
+        asyncio.run(main(sys.argv[1], sys.argv[2]))
+        """
+    )
+    async with SQLiteBackend(path) as backend:
+        await backend.responses.write("k", b"mine")
+        assert await backend.responses.read("k") == b"mine"  # the reader is open now
+        for action, expected in (("write", b"from-the-other-process"), ("delete", None)):
+            other = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", script, str(path), action, stderr=asyncio.subprocess.PIPE
+            )
+            _out, err = await asyncio.wait_for(other.communicate(), timeout=60)
+            assert other.returncode == 0, err.decode()
+            assert await backend.responses.read("k") == expected
+
+
+async def test_a_locked_database_falls_back_to_the_worker_without_blocking_the_loop(
+    tmp_path: Path,
+) -> None:
+    # A file in rollback-journal mode whose writer holds an exclusive lock: readers must
+    # wait. The loop-thread reader may not; the read goes to the worker thread, which
+    # waits for the lock while the loop keeps running, and then answers.
+    path = tmp_path / "rollback.sqlite"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute(
+        'CREATE TABLE "responses" (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_at REAL)'
+    )
+    holder.execute("""INSERT INTO "responses" VALUES ('k', x'7631', NULL)""")
+    holder.execute("BEGIN EXCLUSIVE")
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    ticking = asyncio.create_task(ticker())
+    try:
+        async with SQLiteBackend(path) as backend:
+            asyncio.get_running_loop().call_later(0.3, holder.execute, "COMMIT")
+            assert await backend.responses.read("k") == b"v1"
+            assert ticks >= 5  # the loop ran while the read waited for the lock
+            assert await backend.responses.read("k") == b"v1"  # and now on the reader
+    finally:
+        ticking.cancel()
+        holder.close()
+
+
+async def test_a_missing_table_reads_as_missing_through_the_worker(tmp_path: Path) -> None:
+    path = tmp_path / "other.sqlite"
+    async with SQLiteBackend(path) as backend:
+        await backend.redirects.write("alias", b"k")  # the file exists, "responses" not yet
+        fresh = SQLiteCache(path, "fresh_table")
+        try:
+            assert await fresh.read("k") is None
+            assert not await fresh.contains("k")
+            await fresh.write("k", b"v")
+            assert await fresh.read("k") == b"v"
+        finally:
+            await fresh.close()
+
+
+async def test_reads_after_close_raise_even_with_a_reader(backend: SQLiteBackend) -> None:
+    await backend.responses.write("k", b"v")
+    assert await backend.responses.read("k") == b"v"
+    await backend.close()
+    with pytest.raises(BackendError, match="closed"):
+        await backend.responses.read("k")
+    with pytest.raises(BackendError, match="closed"):
+        await backend.responses.contains("k")
+
+
+async def test_a_value_too_large_for_the_loop_thread_is_read_by_the_worker(
+    backend: SQLiteBackend,
+) -> None:
+    from acc.backends.sqlite import cache as sqlite_cache
+
+    big, small = b"x" * 20 * 1024 * 1024, b"y" * 1024  # over and under the 16 MiB bound
+    await backend.responses.write("big", big)
+    await backend.responses.write("small", small)
+    statements = await _trace(backend)
+    assert await backend.responses.read("small") == small
+    assert statements == []
+    assert await backend.responses.read("big") == big
+    assert [s for s in statements if s.startswith("SELECT value")]  # through the worker
+    assert len(big) > sqlite_cache._LOOP_READ_MAX

@@ -6,6 +6,7 @@ import json
 import struct
 from datetime import datetime, timedelta, timezone
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -98,11 +99,15 @@ def test_body_is_stored_verbatim_and_nothing_is_pickled() -> None:
         assert (magic, version, body_len) == (b"ACC", FORMAT_VERSION, len(body))
         meta_start = struct.calcsize(">3sBBIQ") + mac_size
         meta = data[meta_start : meta_start + meta_len]
-        # The metadata is plain JSON text (no pickle stream, no base64 body inside it) ...
+        # The metadata is a plain JSON array (no pickle stream, no base64 body in it): a
+        # schema tag, then every field but the body, in declaration order ...
         fields = json.loads(meta)
-        assert fields["status"] == 200
-        assert fields["url"] == "https://x/"
-        assert "body" not in fields
+        assert isinstance(fields, list)
+        names = [f.name for f in attrs.fields(CachedResponse) if f.name != "body"]
+        assert len(fields) == 1 + len(names)
+        assert fields[1 + names.index("status")] == 200
+        assert fields[1 + names.index("url")] == "https://x/"
+        assert b"looks-like-pickle" not in meta
         assert not meta.startswith(b"\x80")  # a pickle protocol 2+ stream starts so
         # ... and the body follows as it is: no base64, no escaping.
         assert data[meta_start + meta_len :] == body
@@ -185,27 +190,22 @@ JSONISH = st.recursive(
 )
 
 
+def _schema_tag() -> str:
+    data = Codec().encode(CachedResponse(200, "OK", "https://x/", "GET", created_at=CREATED))
+    meta_len = struct.unpack_from(">3sBBIQ", data)[3]
+    tag = json.loads(data[17 : 17 + meta_len])[0]
+    assert isinstance(tag, str)
+    return tag
+
+
+_META_WIDTH = len(attrs.fields(CachedResponse))  # the fields but the body, plus the tag
+
+
 @settings(max_examples=300)
-@given(
-    values=st.fixed_dictionaries(
-        {
-            name: JSONISH
-            for name in (
-                "status",
-                "reason",
-                "url",
-                "method",
-                "headers",
-                "request_headers",
-                "created_at",
-                "expires",
-                "history",
-            )
-        }
-    )
-)
-def test_metadata_with_wrong_types_raises_decode_error(values: dict[str, object]) -> None:
-    meta = json.dumps(values).encode()
+@given(values=st.lists(JSONISH, min_size=_META_WIDTH - 1, max_size=_META_WIDTH - 1))
+def test_metadata_with_wrong_types_raises_decode_error(values: list[object]) -> None:
+    # The right tag and width, arbitrary JSON values: past every check but the types.
+    meta = json.dumps([_schema_tag(), *values]).encode()
     data = _header(len(meta), 0) + meta
     try:
         result = Codec().decode(data)
@@ -214,6 +214,71 @@ def test_metadata_with_wrong_types_raises_decode_error(values: dict[str, object]
     # If it decodes at all, it decodes to a valid response.
     assert isinstance(result, CachedResponse)
     assert result.created_at.tzinfo is not None
+
+
+def _meta_of(response: CachedResponse) -> list[object]:
+    data = Codec().encode(response)
+    meta_len = struct.unpack_from(">3sBBIQ", data)[3]
+    meta = json.loads(data[17 : 17 + meta_len])
+    assert isinstance(meta, list)
+    return meta
+
+
+def _entry(meta: list[object], body: bytes = b"") -> bytes:
+    encoded = json.dumps(meta).encode()
+    return _header(len(encoded), len(body)) + encoded + body
+
+
+def test_metadata_for_other_fields_is_a_decode_error() -> None:
+    # An entry written by a build whose CachedResponse had other fields (another tag)
+    # or another number of fields is a miss, never a response with shifted values.
+    meta = _meta_of(full_response())
+    with pytest.raises(DecodeError, match="other fields"):
+        Codec().decode(_entry(["0" * 12, *meta[1:]]))
+    with pytest.raises(DecodeError, match="fields"):
+        Codec().decode(_entry([*meta, "extra"]))
+    with pytest.raises(DecodeError, match="fields"):
+        Codec().decode(_entry(meta[:-1]))
+
+
+@pytest.mark.parametrize(
+    ("name", "bad"),
+    [
+        ("status", "200"),
+        ("status", True),
+        ("reason", 1),
+        ("headers", ["odd"]),
+        ("headers", ["name", 1]),
+        ("headers", [["name", "value"]]),
+        ("created_at", 1.5),
+        ("created_at", 10**30),
+        ("expires", "soon"),
+        ("history", [[301, "Moved"]]),
+        ("history", {}),
+    ],
+)
+def test_each_wrong_value_is_a_decode_error(name: str, bad: object) -> None:
+    names = [f.name for f in attrs.fields(CachedResponse) if f.name != "body"]
+    meta = _meta_of(full_response())
+    meta[1 + names.index(name)] = bad
+    with pytest.raises(DecodeError, match="invalid"):
+        Codec().decode(_entry(meta))
+
+
+def test_format_1_entries_are_misses() -> None:
+    # The envelope of format 1 (cattrs and a JSON object): read as a decode error, i.e. a
+    # miss that is fetched and stored again, never an exception to the caller.
+    meta = json.dumps({"status": 200, "reason": "OK"}).encode()
+    with pytest.raises(DecodeError, match="version 1"):
+        Codec().decode(_header(len(meta), 0, version=1) + meta)
+
+
+def test_body_is_one_slice_of_the_entry() -> None:
+    body = bytes(range(256)) * 4096  # 1 MiB
+    codec = Codec()
+    decoded = codec.decode(codec.encode(CachedResponse(200, "OK", "u", "GET", body=body)))
+    assert type(decoded.body) is bytes
+    assert decoded.body == body
 
 
 # -- what must not decode ----------------------------------------------------------------------
@@ -317,3 +382,58 @@ def test_key_rotation() -> None:
 def test_str_and_bytes_keys_are_the_same_key() -> None:
     response = full_response()
     assert Codec(b"k\xc3\xa9").decode(Codec("ké").encode(response)) == response
+
+
+# -- the schema is derived from attrs fields, so a field added to the model round-trips ------
+
+
+@attrs.frozen(slots=True)
+class _Extended:
+    """A model with every field type the codec supports (as CachedResponse may grow)."""
+
+    text: str
+    number: int
+    ratio: float
+    flag: bool
+    blob: bytes
+    moment: datetime
+    maybe: datetime | None
+    pairs: tuple[tuple[str, str], ...]
+    hops: tuple[RedirectHop, ...]
+    names: tuple[str, ...] = ()
+    body: bytes = b""
+
+
+@given(
+    value=st.builds(
+        _Extended,
+        text=TEXT,
+        number=st.integers(),
+        ratio=st.floats(allow_nan=False),
+        flag=st.booleans(),
+        blob=st.binary(max_size=20),
+        moment=MOMENTS,
+        maybe=st.none() | MOMENTS,
+        pairs=st.lists(st.tuples(TEXT, TEXT), max_size=4).map(tuple),
+        hops=st.lists(HOPS, max_size=2).map(tuple),
+        names=st.lists(TEXT, max_size=3).map(tuple),
+        body=st.binary(max_size=20),
+    )
+)
+def test_a_schema_round_trips_every_supported_field_type(value: _Extended) -> None:
+    from acc.core.codec import _Schema
+
+    schema = _Schema(_Extended, skip="body")
+    dumped = json.loads(json.dumps(schema.dump(value), ensure_ascii=False))
+    assert schema.load(dumped, value.body) == value
+
+
+def test_a_field_type_the_codec_cannot_store_is_refused_at_once() -> None:
+    from acc.core.codec import _Schema
+
+    @attrs.frozen
+    class Unsupported:
+        mapping: dict[str, str]
+
+    with pytest.raises(TypeError, match="cannot store"):
+        _Schema(Unsupported)

@@ -515,3 +515,43 @@ def test_query_permutation_gives_the_same_key(
     first = key(url=f"{URL}?{urlencode(pairs)}")
     second = key(url=f"{URL}?{urlencode(shuffled)}")
     assert first == second
+
+
+# -- memoised keys are the same keys ------------------------------------------------------------
+
+
+@given(
+    path=st.text(alphabet=string.ascii_letters + "/%-._~ é", max_size=12),
+    query=st.lists(
+        st.tuples(st.text(string.ascii_lowercase, max_size=3), st.text(max_size=3)), max_size=3
+    ),
+    method=st.sampled_from(["GET", "get", "HEAD"]),
+    ignored=st.frozensets(st.sampled_from(["a", "b", "token"]), max_size=2),
+)
+def test_memoised_keys_equal_keys_computed_afresh(
+    path: str, query: list[tuple[str, str]], method: str, ignored: frozenset[str]
+) -> None:
+    from acc.core.keys import _key, _normalize
+
+    url = f"https://Example.COM:443/{path}?{urlencode(query)}"
+    settings = KeySettings(ignored_params=ignored)
+    request = CacheRequest(method, url)
+    assert create_key(request, settings) == _key(request, settings)
+    assert create_key(request, settings) == create_key(request, settings)  # now memoised
+    assert normalize_url(url, ignored) == _normalize(url, ignored)
+
+
+def test_normalize_url_accepts_any_set_of_ignored_names() -> None:
+    url = "https://example.com/?b=2&a=1&token=x"
+    expected = "https://example.com/?a=1&b=2"
+    assert normalize_url(url, frozenset({"token"})) == expected
+    assert normalize_url(url, {"token"}) == expected  # type: ignore[arg-type]
+
+
+def test_match_headers_requests_are_never_keyed_as_plain_requests() -> None:
+    # With match_headers, a request with no headers has "absent" markers in its key: it
+    # must not share the memoised key of the same URL under other settings.
+    plain = key()
+    matched = key(settings=KeySettings(match_headers=("Accept",)))
+    assert plain != matched
+    assert key(settings=KeySettings(match_headers=("Accept",))) == matched

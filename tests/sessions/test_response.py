@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import re
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -151,3 +153,43 @@ async def test_release_is_awaitable_and_plain(origin, make_backend):
         again.close()
         assert again.closed
         assert "CachedClientResponse" in repr(again)
+
+
+async def test_a_hit_builds_headers_url_and_stream_only_when_asked(origin, make_backend):
+    async with CachedSession(cache=make_backend()) as session:
+        await session.get(origin("/json"))
+        hit = await session.get(origin("/json"))
+        assert isinstance(hit, CachedClientResponse)
+        assert (hit._headers_proxy, hit._url, hit._content) == (None, None, None)
+        assert await hit.read()  # reading the body needs none of them
+        assert (hit._headers_proxy, hit._url, hit._content) == (None, None, None)
+        assert hit.headers is hit.headers  # built once, on first access
+        assert hit.url is hit.url
+        assert hit.content is hit.content
+
+
+async def test_a_large_hit_holds_at_most_one_more_copy_of_its_body(origin, make_backend):
+    # The stored bytes are sliced once by the codec; read() returns that very object,
+    # and content streams it in chunks, so serving the hit allocates about one body.
+    size = 5 * 1024 * 1024
+    expected = bytes(range(256)) * (size // 256)
+    async with CachedSession(cache=make_backend()) as session:
+        url = origin(f"/big?size={size}")
+        assert len(await (await session.get(url)).read()) == size
+        gc.collect()
+        tracemalloc.start()
+        try:
+            hit = await session.get(url)
+            body = await hit.read()
+            streamed = 0
+            async for chunk in hit.content.iter_chunked(256 * 1024):
+                assert len(chunk) <= 256 * 1024
+                streamed += len(chunk)
+            _current, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert isinstance(hit, CachedClientResponse)
+        assert body is hit.entry.body
+        assert body == expected
+        assert streamed == size
+        assert peak < 2.5 * size

@@ -18,6 +18,11 @@ Rules this module keeps:
    top-level JSON keys and header names; their values are redacted where stored.
 5. Keys are stable across releases. ``tests/core/test_keys.py`` pins sample keys; a
    change that alters them is a breaking change and must bump ``KEY_VERSION``.
+
+Keys are built on every request, hits included, so the common case is memoised: the
+normal form of a URL, and the whole key of a request that is nothing but a method and a
+URL (no body, no credential, no header that counts). Both are pure functions of their
+arguments, held in bounded LRU caches, so a memoised key is the same key, only cheaper.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from typing import Any, Final
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -51,6 +57,8 @@ CREDENTIAL_HEADERS: Final = frozenset({"authorization", "proxy-authorization", "
 _CREDENTIAL_KINDS: Final = {"auth": "authorization", "cookie": "cookie"}
 """Prefixes of ``CacheRequest.credentials`` items, and the header each stands for."""
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+_MEMO_SIZE: Final = 4096
+"""URLs (and plain requests) whose normal form (and key) are remembered, per process."""
 
 
 @attrs.frozen(slots=True)
@@ -77,9 +85,9 @@ class CacheRequest:
     credentials: tuple[str, ...] = ()
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=True, cache_hash=True)
 class KeySettings:
-    """The settings that change how requests are keyed."""
+    """The settings that change how requests are keyed (hashable: memo caches use it)."""
 
     ignored_params: frozenset[str] = frozenset()
     include_headers: bool = False
@@ -96,7 +104,19 @@ def normalize_url(url: str, ignored_params: frozenset[str] = frozenset()) -> str
     Scheme and host are lower-cased, a default port and the fragment are dropped, user
     info is dropped (it is a credential, keyed separately), and query parameters other
     than ``ignored_params`` are sorted and encoded one way. An empty path becomes ``/``.
+    The result for a recently seen URL is remembered (parsing costs microseconds).
     """
+    if type(ignored_params) is not frozenset:
+        ignored_params = frozenset(ignored_params)
+    return _normalize_memo(url, ignored_params)
+
+
+@lru_cache(maxsize=_MEMO_SIZE)
+def _normalize_memo(url: str, ignored_params: frozenset[str]) -> str:
+    return _normalize(url, ignored_params)
+
+
+def _normalize(url: str, ignored_params: frozenset[str]) -> str:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
@@ -165,6 +185,8 @@ def _body_field(request: CacheRequest, ignored: frozenset[str]) -> bytes:
 
 
 def _header_fields(request: CacheRequest, settings: KeySettings) -> bytes:
+    if not settings.include_headers and not settings.match_headers:
+        return b""
     ignored = {name.lower() for name in settings.ignored_params}
     selected: list[tuple[str, str]] = []
     if settings.include_headers:
@@ -190,7 +212,7 @@ def credential_digest(request: CacheRequest, ignored_params: frozenset[str] = fr
         for name, value in request.headers
         if name.lower() in CREDENTIAL_HEADERS and name.lower() not in ignored
     ]
-    userinfo = urlsplit(request.url).netloc.rpartition("@")
+    userinfo = urlsplit(request.url).netloc.rpartition("@") if "@" in request.url else ("", "", "")
     if userinfo[1]:
         material.append(f"userinfo\x00{userinfo[0]}")
     material.extend(
@@ -211,6 +233,24 @@ def create_key(request: CacheRequest, settings: KeySettings = KeySettings()) -> 
     canonical body, the selected headers and the credential digest, each field tagged
     and length-prefixed.
     """
+    if (
+        request.body is None
+        and not request.headers
+        and not request.credentials
+        and not settings.match_headers
+        and "@" not in request.url
+    ):
+        # Nothing but a method and a URL (most GETs): the key is a function of those.
+        return _plain_key(request.method, request.url, settings)
+    return _key(request, settings)
+
+
+@lru_cache(maxsize=_MEMO_SIZE)
+def _plain_key(method: str, url: str, settings: KeySettings) -> str:
+    return _key(CacheRequest(method, url), settings)
+
+
+def _key(request: CacheRequest, settings: KeySettings) -> str:
     ignored = settings.ignored_params
     material = b"".join(
         (

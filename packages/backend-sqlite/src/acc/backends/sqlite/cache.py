@@ -16,6 +16,16 @@ one worker thread. It is opened on first use (constructors do no I/O) and closed
 the last of its stores closes. Every statement runs in autocommit mode and is a single
 call to the worker thread; no transaction or cursor stays open across the caller's
 awaits.
+
+Point reads (``read``, ``contains``: the hit path) of a database file skip the thread.
+They run on the event loop's thread, on a second, read-only ``sqlite3`` connection: in
+WAL mode a reader takes a snapshot and never waits for the writer, and a warm point read
+costs a few microseconds, against tens for the hop to a worker thread and back. The
+reader's busy timeout is zero, so it cannot stall the loop on a lock; whenever it cannot
+answer at once (a lock, a missing table or file, any error, a value over 16 MiB, whose
+copy would hold the loop for milliseconds) the read goes the usual way, through the
+worker thread, which waits, retries and reports errors as before. Writes
+always go through the worker thread, so a slow write never delays a hit.
 """
 
 from __future__ import annotations
@@ -51,6 +61,8 @@ _FIRST_BACKOFF = 0.005
 _MAX_BACKOFF = 0.5
 _MIN_RETRY_BUDGET = 1.0  # seconds of retries even with busy_timeout=0
 _BUSY_CODES = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED (primary codes)
+_READER_MMAP_SIZE = 256 * 1024 * 1024  # bytes of the file the loop-thread reader maps
+_LOOP_READ_MAX = 16 * 1024 * 1024  # larger values are read by the worker thread
 
 
 def _is_locked(exc: sqlite3.OperationalError) -> bool:
@@ -143,6 +155,7 @@ class SQLiteConnection:
         self.busy_timeout = _check_busy_timeout(busy_timeout)
         self.fast_save = _check_fast_save(fast_save)
         self._connection: aiosqlite.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
         self._lock: asyncio.Lock | None = None
         self._tables: set[str] = set()
         self._users = 0
@@ -155,6 +168,13 @@ class SQLiteConnection:
     def in_memory(self) -> bool:
         """Whether the database lives in memory."""
         return self.path == MEMORY
+
+    @property
+    def _shared_file(self) -> bool:
+        """Whether another connection opening ``path`` sees the same database."""
+        return (
+            not self.in_memory and "mode=memory" not in self.path and (":memory:" not in self.path)
+        )
 
     @property
     def closed(self) -> bool:
@@ -262,6 +282,47 @@ class SQLiteConnection:
         except sqlite3.Error as exc:
             raise BackendError(f"cannot create the table {table!r}: {exc}") from exc
 
+    # -- the loop-thread reader --------------------------------------------------------------------
+
+    def reader(self) -> sqlite3.Connection | None:
+        """Return the read-only connection used on the event loop's thread, or ``None``.
+
+        It is opened on first use, only for an existing database file (an in-memory
+        database lives in the worker's connection alone; a missing file is created by
+        the worker). ``None`` means: read through the worker thread this time.
+        """
+        reader = self._reader
+        if reader is not None or self._closed or not self._shared_file:
+            return reader
+        if self._connection is None and not os.path.exists(self.path):
+            return None  # not created yet; ``file:`` URIs are checked by the open itself
+        try:
+            reader = sqlite3.connect(
+                _read_only_uri(self.path),
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+                cached_statements=64,
+            )
+        except sqlite3.Error:
+            return None
+        try:
+            reader.execute("PRAGMA busy_timeout = 0")  # never wait on the loop thread
+            # Large values are copied straight out of the mapped file: a 5 MB read takes
+            # a tenth of the time it takes through read() calls into the page cache.
+            reader.execute(f"PRAGMA mmap_size = {_READER_MMAP_SIZE}")
+        except sqlite3.Error:
+            reader.close()
+            return None
+        self._reader = reader
+        return reader
+
+    def drop_reader(self) -> None:
+        """Close the loop-thread reader after an error; the next read opens a new one."""
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
+
     # -- closing ----------------------------------------------------------------------------------
 
     async def close(self) -> None:
@@ -269,6 +330,7 @@ class SQLiteConnection:
         if self._closed:
             return
         self._closed = True
+        self.drop_reader()
         if self._lock is not None and self._lock.locked():
             async with self._lock:  # let an opening in progress finish first
                 pass
@@ -278,6 +340,14 @@ class SQLiteConnection:
                 await connection.close()
             except sqlite3.Error as exc:
                 raise BackendError(f"closing {self!r} failed: {exc}") from exc
+
+
+def _read_only_uri(path: str) -> str:
+    """A ``file:`` URI opening ``path`` read-only (a ``file:`` path keeps its own query)."""
+    if path.startswith("file:"):
+        separator = "&" if "?" in path else "?"
+        return f"{path}{separator}mode=ro"
+    return f"{Path(path).absolute().as_uri()}?mode=ro"
 
 
 async def _retrying(function: Any, sql: str, parameters: Sequence[Any], busy_timeout: float) -> Any:
@@ -360,6 +430,12 @@ class SQLiteCache(BaseCache):
         q = f'"{table}"'
         live = "(expires_at IS NULL OR expires_at > ?)"
         self._sql_read = f"SELECT value FROM {q} WHERE key = ? AND {live}"
+        # On the loop thread: the value only when small enough to copy without stalling
+        # the loop (length() reads the record header, not the value).
+        self._sql_read_here = (
+            f"SELECT CASE WHEN length(value) <= {_LOOP_READ_MAX} THEN value END "
+            f"FROM {q} WHERE key = ? AND {live}"
+        )
         self._sql_contains = f"SELECT 1 FROM {q} WHERE key = ? AND {live}"
         self._sql_write = f"INSERT OR REPLACE INTO {q} (key, value, expires_at) VALUES (?, ?, ?)"
         self._sql_delete = f"DELETE FROM {q} WHERE key = ?"
@@ -421,8 +497,32 @@ class SQLiteCache(BaseCache):
 
     # -- the port ---------------------------------------------------------------------------------
 
+    def _read_here(self, sql: str, key: str) -> tuple[bool, Any]:
+        """Run a point query on the loop-thread reader: ``(answered, row or None)``.
+
+        Not answered when there is no reader or it could not answer at once; the
+        caller then asks the worker thread, which waits for locks and reports errors.
+        """
+        if self._closed:
+            return False, None
+        reader = self.connection.reader()
+        if reader is None:
+            return False, None
+        try:
+            return True, reader.execute(sql, (key, time.time())).fetchone()
+        except sqlite3.OperationalError as exc:
+            if not _is_locked(exc):
+                self.connection.drop_reader()  # e.g. no such table yet: reopen later
+        except sqlite3.Error:
+            self.connection.drop_reader()
+        return False, None
+
     async def read(self, key: str) -> bytes | None:
         """Return the value under ``key``, or ``None`` if missing or expired."""
+        answered, row = self._read_here(self._sql_read_here, key)
+        if answered and (row is None or row[0] is not None):
+            return None if row is None else row[0]
+        # No reader, a lock, or a value too large to copy on the loop thread.
         rows = await self._fetch("read", self._sql_read, (key, time.time()))
         return bytes(rows[0][0]) if rows else None
 
@@ -461,6 +561,9 @@ class SQLiteCache(BaseCache):
 
     async def contains(self, key: str) -> bool:
         """Whether ``key`` holds a live value (the value is not read)."""
+        answered, row = self._read_here(self._sql_contains, key)
+        if answered:
+            return row is not None
         return bool(await self._fetch("contains", self._sql_contains, (key, time.time())))
 
     async def size(self) -> int:

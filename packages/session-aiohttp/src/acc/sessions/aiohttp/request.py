@@ -11,6 +11,7 @@ consuming them (streams, files, async generators) make the request uncacheable.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from aiohttp import BasicAuth, ClientSession, FormData
@@ -84,6 +85,19 @@ def _cookie_material(cookies: Any) -> tuple[str, ...]:
     return tuple(rendered)
 
 
+@lru_cache(maxsize=4096)
+def _joined(base_url: URL | None, url: str) -> tuple[URL, str]:
+    """The absolute URL aiohttp requests for ``url`` under ``base_url``, and its text.
+
+    Parsing a URL and rendering it again cost microseconds on every hit; both depend on
+    nothing but these two immutable values, so recent results are remembered.
+    """
+    parsed = URL(url)
+    if base_url and not parsed.absolute:
+        parsed = base_url.join(parsed)
+    return parsed, str(parsed)
+
+
 def describe_request(
     session: ClientSession,
     method: str,
@@ -104,25 +118,40 @@ def describe_request(
     Raises:
         UncacheableBody: The body cannot be keyed without consuming it.
     """
-    url = session._build_url(str_or_url)
-    if params:
-        url = url.extend_query(params)
-    merged = CIMultiDict(session.headers)
+    base_url = getattr(session, "_base_url", None)
+    if isinstance(str_or_url, str) and not params and (base_url is None or type(base_url) is URL):
+        url, url_text = _joined(base_url, str_or_url)
+    else:
+        url = session._build_url(str_or_url)
+        if params:
+            url = url.extend_query(params)
+        url_text = str(url)
+    # This runs on every hit: skip the merges and the cookie-jar walk when there is
+    # nothing to merge or walk (the common case), building the same description.
     if headers:
+        merged = CIMultiDict(session.headers)
         merged.update(CIMultiDict(headers))
+        header_pairs = tuple(merged.items())
+    else:
+        header_pairs = tuple(session.headers.items()) if session.headers else ()
     request_auth = auth if auth is not None else session.auth
     credentials: tuple[str, ...] = ()
-    if request_auth is not None and "Authorization" not in merged:
+    if request_auth is not None and not any(
+        name.lower() == "authorization" for name, _ in header_pairs
+    ):
         credentials = (f"auth:{request_auth.encode()}",)
-    credentials += _cookie_material(cookies)
+    if cookies:
+        credentials += _cookie_material(cookies)
     # Cookies the session's jar will send are credentials too: keyed, never shared.
-    jar = session.cookie_jar.filter_cookies(url)
-    credentials += tuple(f"cookie:{name}={morsel.value}" for name, morsel in jar.items())
-    body_kind, body = _body(data, json)
+    session_jar = session.cookie_jar
+    if len(session_jar):
+        jar = session_jar.filter_cookies(url)
+        credentials += tuple(f"cookie:{name}={morsel.value}" for name, morsel in jar.items())
+    body_kind, body = ("none", None) if data is None and json is None else _body(data, json)
     return url, CacheRequest(
         method=method.upper(),
-        url=str(url),
-        headers=tuple(merged.items()),
+        url=url_text,
+        headers=header_pairs,
         body_kind=body_kind,
         body=body,
         credentials=credentials,

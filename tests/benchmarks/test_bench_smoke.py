@@ -1,0 +1,135 @@
+"""The benchmark suite works: a tiny run of every workload, and the report it writes.
+
+Speed is never checked here (that is what the suite itself is for); only that every
+workload runs on every available subject, that hit workloads really are hits, and that
+the report has the structure the docs describe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _importable_benchmarks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))  # benchmarks/ is a top-level package of the repo
+
+
+def test_a_short_run_of_every_workload_and_its_report(tmp_path: Path) -> None:
+    from benchmarks.report import write_report
+    from benchmarks.subjects import ACC, ACC015, NO_BACKEND, PLAIN
+    from benchmarks.suite import Options, run_suite
+    from benchmarks.workloads import SHORT, WORKLOADS
+
+    # Every client is asked for; aiohttp-client-cache runs where it is installed (the
+    # bench env) and is skipped, with the reason, where it is not (the test env).
+    have_acc015 = importlib.util.find_spec("aiohttp_client_cache") is not None
+    clients = (ACC, ACC015, PLAIN) if have_acc015 else (ACC, PLAIN)
+    options = Options(
+        rounds=1,
+        short=True,
+        clients=(ACC, ACC015, PLAIN),
+        backends=("memory", "sqlite"),
+        isolate=False,
+    )
+    result = run_suite(options, log=lambda _line: None)
+    assert (ACC015 in result.skipped) is not have_acc015
+
+    expected = set()
+    for workload in WORKLOADS:
+        for backend in ("memory", "sqlite"):
+            if not (workload == "cold_start" and backend == "memory"):
+                expected |= {(workload, c, backend) for c in clients if c != PLAIN}
+        expected.add((workload, PLAIN, NO_BACKEND))
+    assert set(result.medians) == expected
+    for (workload, client, _backend), figures in result.medians.items():
+        assert figures["ops_per_s"] > 0
+        assert 0 < figures["p50_us"] <= figures["p99_us"]
+        assert figures["peak_rss_mb"] > 0
+        if client != PLAIN:
+            # A cache's hit workloads never reach the origin; its misses all do.
+            wanted = SHORT.misses if workload == "stored_misses" else 0
+            assert figures["origin_requests"] == wanted, (workload, client)
+    for backend in ("memory", "sqlite"):
+        large = result.medians[("large_hits", ACC, backend)]
+        assert large["hit_peak_alloc_x_body"] > 0
+    cold = result.medians[("cold_start", ACC, "sqlite")]
+    assert cold["cold_process_first_us"] > 0
+    assert cold["first_hit_us"] > 0
+    assert cold["warm_p50_us"] > 0
+
+    written = write_report(result, tmp_path, log=lambda _line: None)
+    markdown = written["markdown"].read_text(encoding="utf-8")
+    assert "## Targets (issue 5)" in markdown
+    assert "SHORT variant" in markdown
+    for workload, client, backend in expected:
+        assert f"| {workload} | {client} | {backend} |" in markdown
+    data = json.loads(written["json"].read_text(encoding="utf-8"))
+    assert {(m["workload"], m["client"], m["backend"]) for m in data["medians"]} == expected
+    assert [t["name"] for t in data["targets"]]
+    assert ("chart" in written) is (importlib.util.find_spec("matplotlib") is not None)
+    if not have_acc015:
+        assert "Not run: aiohttp-client-cache (aiohttp-client-cache is not installed" in markdown
+
+
+def test_a_hit_workload_fails_when_the_origin_serves_a_request(tmp_path: Path) -> None:
+    from aiohttp import ClientSession
+
+    from benchmarks.origin import Origin
+    from benchmarks.subjects import ACC
+    from benchmarks.workloads import SHORT, Context
+
+    async def leak(origin: str) -> None:
+        context = Context(ACC, "memory", origin, SHORT, tmp_path)
+
+        async def through_to_the_origin() -> tuple[float, list[float]]:
+            async with ClientSession() as plain, plain.get(f"{origin}/json/leak") as response:
+                await response.read()
+            return 0.001, [0.001]
+
+        await context.checked(through_to_the_origin)
+
+    with Origin() as origin, pytest.raises(AssertionError, match="served 1 requests"):
+        asyncio.run(leak(origin.url))
+
+
+def test_the_command_runs_measurements_in_their_own_processes(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--short",
+            "--rounds",
+            "1",
+            "--clients",
+            "acc",
+            "aiohttp",
+            "--backends",
+            "sqlite",
+            "--workloads",
+            "sequential_hits",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "round 1/1 sequential_hits/acc/sqlite" in done.stdout
+    markdown = (tmp_path / "results.md").read_text(encoding="utf-8")
+    assert "each measurement in its own process" in markdown
+    assert "| sequential_hits | acc | sqlite |" in markdown
+    assert "| sequential_hits | aiohttp | none |" in markdown
