@@ -105,19 +105,23 @@ def _sqlite_file(workdir: Path, name: str, fresh: bool) -> Path:
 
 
 @asynccontextmanager
-async def _open_acc(backend: str, workdir: Path, fresh: bool, name: str) -> AsyncIterator[Any]:
+async def _open_acc(
+    backend: str, workdir: Path, fresh: bool, name: str, *, near_cache: bool = False
+) -> AsyncIterator[Any]:
     from acc.core import CacheBackend
     from acc.sessions.aiohttp import CachedSession
 
     cache: CacheBackend
     if backend == "memory":
-        cache = CacheBackend()
+        cache = CacheBackend(near_cache=near_cache)
     elif backend == "sqlite":
         from acc.backends.sqlite import SQLiteBackend
 
-        cache = SQLiteBackend(_sqlite_file(workdir, f"acc-{name}", fresh))
+        cache = SQLiteBackend(_sqlite_file(workdir, f"acc-{name}", fresh), near_cache=near_cache)
     elif backend == "redis":
-        cache = CacheBackend.from_url(REDIS_URL, cache_name=f"acc-bench-{name}")
+        cache = CacheBackend.from_url(
+            REDIS_URL, cache_name=f"acc-bench-{name}", near_cache=near_cache
+        )
         if fresh:
             await cache.clear()
     else:
@@ -128,13 +132,8 @@ async def _open_acc(backend: str, workdir: Path, fresh: bool, name: str) -> Asyn
 
 @asynccontextmanager
 async def _open_acc_near(backend: str, workdir: Path, fresh: bool, name: str) -> AsyncIterator[Any]:
-    """Acc with a near cache in front of both stores (until backends take an option)."""
-    from acc.core.near import NearCache
-
-    async with _open_acc(backend, workdir, fresh, name) as session:
-        cache = session.cache
-        cache.responses = NearCache(cache.responses, expires_of=cache.codec.expires_at)
-        cache.redirects = NearCache(cache.redirects)
+    """Acc with a near cache in front of both stores (``near_cache=True``)."""
+    async with _open_acc(backend, workdir, fresh, name, near_cache=True) as session:
         yield session
 
 

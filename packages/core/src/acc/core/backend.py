@@ -16,7 +16,7 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -27,8 +27,10 @@ from acc.core.codec import Codec, DecodeError
 from acc.core.errors import BackendError, BackendUnavailable, ConfigError
 from acc.core.expiration import NEVER_EXPIRE, ExpirationTime
 from acc.core.keys import CacheRequest, create_key, normalize_url
+from acc.core.memo import DecodedMemo
 from acc.core.memory import MemoryCache
 from acc.core.models import CachedResponse, HeaderPairs, utcnow
+from acc.core.near import NearCache
 from acc.core.policy import entry_storage_expiry
 from acc.core.settings import CacheSettings
 from acc.core.stats import CacheStats
@@ -57,6 +59,36 @@ _DEFAULT = _Default()
 def _past_storage_expiry(entry: CachedResponse, settings: CacheSettings, now: datetime) -> bool:
     keep = entry_storage_expiry(entry, settings)
     return keep is not None and keep <= now
+
+
+_NEAR_CACHE_OPTIONS = frozenset({"max_entries", "max_bytes", "max_age"})
+
+
+def _near_cache_options(value: object) -> dict[str, Any] | None:
+    """Check ``near_cache``: off, on with defaults, or a mapping of NearCache bounds."""
+    if value is False or value is None:
+        return None
+    if value is True:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            "near_cache", f"expected True, False or a mapping of bounds, not {value!r}"
+        )
+    unknown = set(value) - _NEAR_CACHE_OPTIONS
+    if unknown:
+        raise ConfigError(
+            "near_cache",
+            f"unknown option(s) {sorted(map(str, unknown))}; "
+            f"expected some of {sorted(_NEAR_CACHE_OPTIONS)}",
+        )
+    return dict(value)
+
+
+def _near(inner: BaseCache, **options: Any) -> NearCache:
+    try:
+        return NearCache(inner, **options)
+    except ConfigError as exc:
+        raise ConfigError("near_cache", str(exc)) from exc
 
 
 class CacheBackend:
@@ -101,6 +133,11 @@ class CacheBackend:
             failing open.
         responses: The store for entries (default: a new :class:`MemoryCache`).
         redirects: The store for redirect aliases (default: a new :class:`MemoryCache`).
+        near_cache: Keep recently used entries of a remote store in process memory
+            (:class:`~acc.core.near.NearCache`): ``True`` with the default bounds, or a
+            mapping of ``max_entries``, ``max_bytes`` and ``max_age`` (seconds a local
+            copy is served, so how late another process's change may be seen). Off by
+            default; see the performance page of the documentation.
 
     Raises:
         TypeError: An unknown keyword argument.
@@ -128,6 +165,7 @@ class CacheBackend:
         strict: bool = False,
         responses: BaseCache | None = None,
         redirects: BaseCache | None = None,
+        near_cache: bool | Mapping[str, float] = False,
     ) -> None:
         self.settings = CacheSettings.build(
             cache_name=cache_name,
@@ -153,6 +191,12 @@ class CacheBackend:
         self.responses: BaseCache = responses if responses is not None else MemoryCache()
         self.redirects: BaseCache = redirects if redirects is not None else MemoryCache()
         self.codec = Codec(self.settings.secret_key or None)
+        near = _near_cache_options(near_cache)
+        if near is not None:
+            self.responses = _near(self.responses, expires_of=self.codec.expires_at, **near)
+            self.redirects = _near(self.redirects, **near)
+        # Entries decoded from an in-process store's bytes, reused while it returns them.
+        self._decoded = DecodedMemo() if self.responses.returns_stored_objects else None
         self.stats = CacheStats()
         self.inflight = SingleFlight()
         self._closed = False
@@ -275,13 +319,18 @@ class CacheBackend:
             self._storage_ok()
         if data is None:
             return None
-        try:
-            entry = self.codec.decode(data, key=key)
-        except DecodeError as exc:
-            self.stats.errors += 1
-            logger.warning("acc: discarding unreadable entry %s: %s", key, exc)
-            await self._delete_quietly(key)
-            return None
+        memo = self._decoded
+        entry = None if memo is None else memo.get(key, data)
+        if entry is None:
+            try:
+                entry = self.codec.decode(data, key=key)
+            except DecodeError as exc:
+                self.stats.errors += 1
+                logger.warning("acc: discarding unreadable entry %s: %s", key, exc)
+                await self._delete_quietly(key)
+                return None
+            if memo is not None:
+                memo.put(key, data, entry)
         if self.settings.filter_fn is not None and not await self._passes_filter(entry):
             return None
         return entry

@@ -27,6 +27,7 @@ class MemoryCache(BaseCache):
     """
 
     native_ttl: ClassVar[bool] = True
+    returns_stored_objects: ClassVar[bool] = True
 
     def __init__(self, *, max_entries: int | None = None) -> None:
         if max_entries is not None and (

@@ -68,6 +68,7 @@ class NearCache(BaseCache):
     """
 
     native_ttl: ClassVar[bool] = True
+    returns_stored_objects: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -34,11 +34,15 @@ class BaseCache(abc.ABC):
         persistent: Entries survive the process (a file or a server), so a new instance
             on the same location sees them.
         shared_across_processes: Several processes may use the same store at once.
+        returns_stored_objects: :meth:`read` returns the very ``bytes`` object that was
+            written (an in-process store), so the façade may reuse the entry it decoded
+            from it last time (see :mod:`acc.core.memo`). Leave it false otherwise.
     """
 
     native_ttl: ClassVar[bool] = False
     persistent: ClassVar[bool] = False
     shared_across_processes: ClassVar[bool] = False
+    returns_stored_objects: ClassVar[bool] = False
 
     _closed: bool = False
 

@@ -1,0 +1,180 @@
+"""The façade's reuse of decoded entries (acc.core.memo) and its ``near_cache`` option."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from acc.core import CacheBackend, CachedResponse, ConfigError, MemoryCache
+from acc.core.codec import Codec
+from acc.core.memo import DecodedMemo
+from acc.core.near import NearCache
+from acc.core.storage import BaseCache
+
+
+def make_entry(body: bytes = b'{"a": 1}') -> CachedResponse:
+    return CachedResponse(
+        status=200,
+        reason="OK",
+        url="https://example.com/items",
+        method="GET",
+        headers=(("Content-Type", "application/json"),),
+        body=body,
+        created_at=datetime(2030, 1, 1, tzinfo=timezone.utc),
+    )
+
+
+class CountingCodec(Codec):
+    """The real codec, counting its decodes."""
+
+    decodes = 0
+
+    def decode(self, data: bytes, *, key: str = "") -> CachedResponse:
+        CountingCodec.decodes += 1
+        return super().decode(data, key=key)
+
+
+class CountingCodecBackend(CacheBackend):
+    """Counts the codec's decodes, to see when a decoded entry is reused."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.codec = CountingCodec()
+        CountingCodec.decodes = 0
+
+    @property
+    def decodes(self) -> int:
+        return CountingCodec.decodes
+
+
+class CopyingCache(MemoryCache):
+    """An in-process store that (wrongly) claims to return stored objects but copies."""
+
+    async def read(self, key: str) -> bytes | None:
+        value = await super().read(key)
+        return None if value is None else bytes(bytearray(value))
+
+
+async def test_hits_on_an_in_process_store_decode_once() -> None:
+    backend = CountingCodecBackend()
+    await backend.save_response("k", make_entry())
+    first = await backend.get_response("k")
+    second = await backend.get_response("k")
+    assert first == second == make_entry()
+    assert second is first
+    assert backend.decodes == 1
+
+
+async def test_a_rewrite_is_decoded_again() -> None:
+    backend = CountingCodecBackend()
+    await backend.save_response("k", make_entry(b"old"))
+    assert (await backend.get_response("k")).body == b"old"  # type: ignore[union-attr]
+    await backend.save_response("k", make_entry(b"new"))
+    assert (await backend.get_response("k")).body == b"new"  # type: ignore[union-attr]
+    assert backend.decodes == 2
+
+
+async def test_equal_but_different_bytes_are_decoded_again() -> None:
+    backend = CountingCodecBackend(responses=CopyingCache())
+    await backend.save_response("k", make_entry())
+    await backend.get_response("k")
+    await backend.get_response("k")
+    assert backend.decodes == 2
+
+
+async def test_entries_read_from_other_stores_are_not_remembered() -> None:
+    class Remote(MemoryCache):
+        returns_stored_objects = False
+
+    backend = CountingCodecBackend(responses=Remote())
+    await backend.save_response("k", make_entry())
+    await backend.get_response("k")
+    await backend.get_response("k")
+    assert backend.decodes == 2
+    assert backend._decoded is None
+
+
+async def test_a_tampered_rewrite_is_still_checked() -> None:
+    backend = CacheBackend(secret_key="s3cret")
+    await backend.save_response("k", make_entry())
+    assert await backend.get_response("k") is not None
+    data = await backend.responses.read("k")
+    assert data is not None
+    await backend.responses.write("k", data[:-1] + bytes([data[-1] ^ 1]))
+    assert await backend.get_response("k") is None
+    assert backend.stats.errors == 1
+
+
+def test_memo_bounds_by_count_bytes_and_entry_size() -> None:
+    memo = DecodedMemo(max_entries=2, max_bytes=10, max_entry_bytes=6)
+    entry = make_entry()
+    a, b, c, big = b"aaaa", b"bbbb", b"cccc", b"xxxxxxx"
+    memo.put("a", a, entry)
+    memo.put("b", b, entry)
+    memo.put("c", c, entry)  # over the count: "a" goes
+    assert memo.get("a", a) is None
+    assert memo.get("b", b) is entry
+    assert memo.get("c", c) is entry
+    memo.put("d", b"dddd", entry)  # 12 bytes > 10: the oldest goes
+    assert len(memo) == 2
+    memo.put("big", big, entry)  # larger than one entry may be: never kept
+    assert memo.get("big", big) is None
+
+
+# -- near_cache ----------------------------------------------------------------------------
+
+
+async def test_near_cache_wraps_both_stores_and_serves_repeated_reads_locally() -> None:
+    inner_responses, inner_redirects = MemoryCache(), MemoryCache()
+    backend = CacheBackend(
+        responses=inner_responses,
+        redirects=inner_redirects,
+        near_cache={"max_entries": 10, "max_age": 60},
+    )
+    assert isinstance(backend.responses, NearCache)
+    assert isinstance(backend.redirects, NearCache)
+    assert backend.responses.inner is inner_responses
+    assert backend.responses.max_entries == 10
+    await backend.save_response("k", make_entry(), aliases=["alias"])
+    await inner_responses.clear()  # behind the near cache's back, as another process would
+    assert await backend.get_response("k") == make_entry()  # served from process memory
+    assert backend.responses.local_hits == 1
+
+
+async def test_near_cache_true_uses_the_defaults_and_false_is_off() -> None:
+    on = CacheBackend(near_cache=True)
+    assert isinstance(on.responses, NearCache)
+    assert on.responses.max_age == 5.0
+    off = CacheBackend()
+    assert not isinstance(off.responses, NearCache)
+
+
+def test_near_cache_refuses_a_store_without_native_expiry() -> None:
+    class NoTTL(BaseCache):
+        async def read(self, key: str) -> bytes | None:
+            return None
+
+        async def write(self, key: str, value: bytes, *, expires_at: float | None = None) -> None:
+            return None
+
+        async def delete(self, key: str) -> None:
+            return None
+
+        async def keys(self) -> AsyncIterator[str]:
+            nothing: tuple[str, ...] = ()
+            for key in nothing:
+                yield key
+
+        async def clear(self) -> None:
+            return None
+
+    with pytest.raises(ConfigError, match=r"^near_cache: inner: NoTTL does not expire"):
+        CacheBackend(responses=NoTTL(), near_cache=True)
+
+
+def test_near_cache_from_a_url_option() -> None:
+    backend = CacheBackend.from_url("memory://c?near_cache=true")
+    assert isinstance(backend.responses, NearCache)
