@@ -28,9 +28,9 @@ from aiohttp import ClientConnectionError, ClientResponse, ClientSession
 from multidict import CIMultiDict
 from yarl import URL
 
-from acc.core import CacheBackend, CachedResponse, ConfigError, RedirectHop
+from acc.core import CacheBackend, CachedResponse, ConfigError
 from acc.core.expiration import validate_expiration
-from acc.core.keys import CacheRequest, redact_headers, redact_url
+from acc.core.keys import CacheRequest, redact_url
 from acc.core.models import utcnow
 from acc.core.policy import (
     UNSET,
@@ -49,6 +49,7 @@ from acc.core.policy import (
     not_modified_selects,
     refresh_not_modified,
 )
+from acc.sessions.aiohttp.entries import entry_from_response
 from acc.sessions.aiohttp.refresh import BackgroundRefreshes
 from acc.sessions.aiohttp.request import UncacheableBody, describe_request
 from acc.sessions.aiohttp.response import CachedClientResponse, mark_live_response
@@ -60,8 +61,6 @@ _Session = TypeVar("_Session", bound="CacheMixin")
 logger = logging.getLogger("acc")
 
 _NO_LOCK = nullcontext(False)
-
-_UNSTORED_HEADERS = frozenset({"content-encoding", "transfer-encoding", "content-length"})
 
 _NETWORK_ERRORS = (ClientConnectionError, OSError, asyncio.TimeoutError)
 """Failures that stale-if-error may answer with a stored entry (a refused connection,
@@ -77,46 +76,6 @@ def resolve_cache(cache: CacheBackend | str | None) -> CacheBackend:
     if isinstance(cache, str):
         return CacheBackend.from_url(cache)
     raise ConfigError("cache", f"expected a CacheBackend, a URL string or None, not {cache!r}")
-
-
-def entry_from_response(
-    response: ClientResponse,
-    body: bytes,
-    *,
-    expires: Any,
-    ignored_params: frozenset[str],
-) -> CachedResponse:
-    """Build the stored form of a live response whose body was read (and decoded).
-
-    The body is stored decoded, so ``Content-Encoding`` is dropped and ``Content-Length``
-    is set to the stored length; credentials and ignored parameters are redacted.
-    """
-    headers = [(n, v) for n, v in response.headers.items() if n.lower() not in _UNSTORED_HEADERS]
-    headers.append(("Content-Length", str(len(body))))
-    history = tuple(
-        RedirectHop(
-            status=hop.status,
-            reason=hop.reason or "",
-            url=redact_url(str(hop.url), ignored_params),
-            method=hop.method,
-            headers=tuple(hop.headers.items()),
-        )
-        for hop in response.history
-    )
-    return CachedResponse(
-        status=response.status,
-        reason=response.reason or "",
-        url=redact_url(str(response.url), ignored_params),
-        method=response.method,
-        headers=tuple(headers),
-        request_headers=redact_headers(
-            tuple(response.request_info.headers.items()), ignored_params
-        ),
-        body=body,
-        created_at=utcnow(),
-        expires=expires,
-        history=history,
-    )
 
 
 class CacheMixin:
