@@ -30,6 +30,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcon
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from redis.asyncio import connection as redis_connection
+
 from acc.backends.redis.cache import LOCK_STORE, RedisCache, check_cache_name
 from acc.backends.redis.connection import (
     DEFAULT_RETRIES,
@@ -43,7 +45,6 @@ from acc.backends.redis.connection import (
 from acc.core.backend import CacheBackend
 from acc.core.errors import BackendError, ConfigError
 from acc.core.registry import parse_url_options, url_scheme
-from redis.asyncio import connection as redis_connection
 
 __all__ = ["DEFAULT_LOCK_TIMEOUT", "RedisBackend"]
 

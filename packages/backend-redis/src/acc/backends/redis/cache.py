@@ -26,10 +26,11 @@ import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, ClassVar
 
+from redis import exceptions as redis_errors
+
 from acc.backends.redis.connection import RedisClient, RedisConnection
 from acc.core.errors import BackendError, ConfigError
 from acc.core.storage import BaseCache
-from redis import exceptions as redis_errors
 
 __all__ = ["LOCK_STORE", "RedisCache", "check_cache_name", "glob_escape"]
 

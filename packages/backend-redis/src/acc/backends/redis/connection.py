@@ -27,13 +27,14 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeAlias
 from urllib.parse import urlsplit
 
-from acc.core.errors import BackendError, BackendUnavailable, ConfigError
 from redis import exceptions as redis_errors
 from redis.asyncio import BlockingConnectionPool, Connection, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.crc import key_slot
+
+from acc.core.errors import BackendError, BackendUnavailable, ConfigError
 
 __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
