@@ -600,9 +600,77 @@ async def test_point_reads_of_a_file_skip_the_worker_thread(backend: SQLiteBacke
     assert await backend.responses.contains("k")
     assert not await backend.responses.contains("missing")
     assert statements == []  # answered on the loop's thread, by the reader connection
-    await backend.responses.write("k", b"w")  # writes go through the worker ...
+    large = b"x" * (64 * 1024 + 1)
+    await backend.responses.write("k", large)  # large writes go through the worker ...
     assert any(s.startswith("INSERT OR REPLACE") for s in statements)
-    assert await backend.responses.read("k") == b"w"  # ... and the reader sees them at once
+    assert await backend.responses.read("k") == large  # ... and the reader sees them at once
+
+
+async def test_small_writes_skip_the_worker_thread_and_are_read_back_at_once(
+    backend: SQLiteBackend, tmp_path: Path
+) -> None:
+    await backend.responses.write("first", b"v")  # opens the file through the worker
+    statements = await _trace(backend)
+    await backend.responses.write("k", b"small", expires_at=time.time() + 60)
+    assert statements == []  # committed on the loop's thread
+    assert await backend.responses.read("k") == b"small"
+    # Committed for every other connection too, the worker's and another process's:
+    assert await backend.responses.read_many(["k"]) == [b"small"]
+    other = sqlite3.connect(tmp_path / "cache.sqlite")
+    try:
+        assert other.execute("SELECT value FROM responses WHERE key = 'k'").fetchone() == (
+            b"small",
+        )
+    finally:
+        other.close()
+
+
+async def test_every_4_mib_written_on_the_loop_the_worker_writes_and_checkpoints(
+    backend: SQLiteBackend,
+) -> None:
+    await backend.responses.write("first", b"v")
+    statements = await _trace(backend)
+    value = b"x" * (60 * 1024)
+    for number in range(80):  # 4.7 MiB in all
+        await backend.responses.write(f"k{number}", value)
+    inserts = [s for s in statements if s.startswith("INSERT OR REPLACE")]
+    assert len(inserts) == 1  # the write that crossed 4 MiB went to the worker
+    assert await backend.responses.size() == 81
+
+
+async def test_a_small_write_during_another_connection_lock_waits_on_the_worker(
+    backend: SQLiteBackend, tmp_path: Path
+) -> None:
+    await backend.responses.write("first", b"v")
+    statements = await _trace(backend)
+    blocker = sqlite3.connect(tmp_path / "cache.sqlite", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # holds the write lock
+    loop_ran = asyncio.Event()
+
+    async def release_later() -> None:
+        loop_ran.set()  # the loop was free while the write waited
+        await asyncio.sleep(0.2)
+        blocker.execute("COMMIT")
+
+    releaser = asyncio.create_task(release_later())
+    try:
+        await backend.responses.write("k", b"after the lock")
+    finally:
+        await releaser
+        blocker.close()
+    assert loop_ran.is_set()
+    assert any(s.startswith("INSERT OR REPLACE") for s in statements)  # the worker's retry
+    assert await backend.responses.read("k") == b"after the lock"
+
+
+async def test_an_in_memory_database_writes_through_the_worker() -> None:
+    backend = SQLiteBackend(":memory:")
+    try:
+        await backend.responses.write("k", b"v")
+        assert backend.connection.writer(1) is None
+        assert await backend.responses.read("k") == b"v"
+    finally:
+        await backend.close()
 
 
 async def test_the_reader_sees_another_process_write_and_delete_at_once(tmp_path: Path) -> None:

@@ -24,8 +24,16 @@ costs a few microseconds, against tens for the hop to a worker thread and back. 
 reader's busy timeout is zero, so it cannot stall the loop on a lock; whenever it cannot
 answer at once (a lock, a missing table or file, any error, a value over 16 MiB, whose
 copy would hold the loop for milliseconds) the read goes the usual way, through the
-worker thread, which waits, retries and reports errors as before. Writes
-always go through the worker thread, so a slow write never delays a hit.
+worker thread, which waits, retries and reports errors as before.
+
+Small writes (up to 64 KiB: a miss being stored) skip the thread too, on a third
+connection of the loop's thread, also with a zero busy timeout: in WAL mode with
+``synchronous = NORMAL`` a commit appends to the log without an ``fsync``, which costs
+tens of microseconds, against a hundred or more for the hop. What could stall the loop
+is kept off it: that connection never checkpoints (``wal_autocheckpoint = 0``); after
+every 4 MiB it has written, the next write goes through the worker thread, whose commit
+checkpoints the log there. A lock, an error or a large value also sends the write to
+the worker thread, which waits and retries as before.
 """
 
 from __future__ import annotations
@@ -63,6 +71,8 @@ _MIN_RETRY_BUDGET = 1.0  # seconds of retries even with busy_timeout=0
 _BUSY_CODES = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED (primary codes)
 _READER_MMAP_SIZE = 256 * 1024 * 1024  # bytes of the file the loop-thread reader maps
 _LOOP_READ_MAX = 16 * 1024 * 1024  # larger values are read by the worker thread
+_LOOP_WRITE_MAX = 64 * 1024  # larger values are written by the worker thread
+_LOOP_WRITE_BUDGET = 4 * 1024 * 1024  # bytes written on the loop between two checkpoints
 
 
 def _is_locked(exc: sqlite3.OperationalError) -> bool:
@@ -156,6 +166,8 @@ class SQLiteConnection:
         self.fast_save = _check_fast_save(fast_save)
         self._connection: aiosqlite.Connection | None = None
         self._reader: sqlite3.Connection | None = None
+        self._writer: sqlite3.Connection | None = None
+        self._written_here = 0  # bytes the loop-thread writer wrote since the last checkpoint
         self._lock: asyncio.Lock | None = None
         self._tables: set[str] = set()
         self._users = 0
@@ -323,6 +335,58 @@ class SQLiteConnection:
         if reader is not None:
             reader.close()
 
+    # -- the loop-thread writer --------------------------------------------------------------------
+
+    def writer(self, size: int) -> sqlite3.Connection | None:
+        """Return the connection that writes ``size`` bytes on the loop's thread, or ``None``.
+
+        ``None`` means: write through the worker thread this time. That is the case for
+        an in-memory database, before the worker has opened the file (it sets up WAL and
+        the tables), for a value over 64 KiB, and once per 4 MiB written here, so that
+        the worker's commit checkpoints the log (this connection never does).
+        """
+        if (
+            self._closed
+            or self._connection is None
+            or not self._shared_file
+            or size > _LOOP_WRITE_MAX
+            or self._written_here + size > _LOOP_WRITE_BUDGET
+        ):
+            self._written_here = 0  # the worker's write that follows checkpoints
+            return None
+        writer = self._writer
+        if writer is None:
+            try:
+                writer = sqlite3.connect(
+                    self.path,
+                    uri=self.path.startswith("file:"),
+                    isolation_level=None,
+                    check_same_thread=False,
+                    cached_statements=64,
+                )
+            except sqlite3.Error:
+                return None
+            try:
+                writer.execute("PRAGMA busy_timeout = 0")  # never wait on the loop thread
+                writer.execute("PRAGMA wal_autocheckpoint = 0")  # the worker checkpoints
+                writer.execute(f"PRAGMA synchronous = {'OFF' if self.fast_save else 'NORMAL'}")
+                (mode,) = writer.execute("PRAGMA journal_mode").fetchone()
+            except sqlite3.Error:
+                writer.close()
+                return None
+            if str(mode).lower() != "wal":  # without WAL a commit may fsync: not here
+                writer.close()
+                return None
+            self._writer = writer
+        self._written_here += size
+        return writer
+
+    def drop_writer(self) -> None:
+        """Close the loop-thread writer after an error; the next write opens a new one."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+
     # -- closing ----------------------------------------------------------------------------------
 
     async def close(self) -> None:
@@ -331,6 +395,7 @@ class SQLiteConnection:
             return
         self._closed = True
         self.drop_reader()
+        self.drop_writer()
         if self._lock is not None and self._lock.locked():
             async with self._lock:  # let an opening in progress finish first
                 pass
@@ -543,7 +608,26 @@ class SQLiteCache(BaseCache):
 
     async def write(self, key: str, value: bytes, *, expires_at: float | None = None) -> None:
         """Store ``value`` under ``key``, replacing any previous value."""
-        await self._fetch("write", self._sql_write, (key, bytes(value), expires_at))
+        parameters = (key, bytes(value), expires_at)
+        if self._conn is not None and not self._closed and self._write_here(parameters):
+            return
+        await self._fetch("write", self._sql_write, parameters)
+
+    def _write_here(self, parameters: tuple[str, bytes, float | None]) -> bool:
+        """Try the write on the loop-thread writer; false sends it to the worker thread."""
+        writer = self.connection.writer(len(parameters[1]))
+        if writer is None:
+            return False
+        try:
+            writer.execute(self._sql_write, parameters)
+        except sqlite3.OperationalError as exc:
+            if not _is_locked(exc):
+                self.connection.drop_writer()
+            return False
+        except sqlite3.Error:
+            self.connection.drop_writer()
+            return False
+        return True
 
     async def delete(self, key: str) -> None:
         """Remove ``key`` (a missing key is not an error)."""
