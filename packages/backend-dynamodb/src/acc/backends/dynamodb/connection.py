@@ -41,6 +41,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from acc.backends.dynamodb.table import DEFAULT_TABLE, error_code, prepare_table
 from acc.core.errors import BackendError, BackendUnavailable, ConfigError
+from acc.core.sharing import SharedConnection
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
@@ -135,7 +136,7 @@ def _check_table_name(name: str, value: object) -> str:
     return value
 
 
-class DynamoDBConnection:
+class DynamoDBConnection(SharedConnection):
     """One DynamoDB client and one table, shared by the stores of a cache.
 
     Args:
@@ -287,28 +288,9 @@ class DynamoDBConnection:
         return f"{type(self).__name__}({self.table_name!r}{where})"
 
     @property
-    def closed(self) -> bool:
-        """Whether the connection was closed (by :meth:`close` or its last store)."""
-        return self._closed
-
-    @property
     def owns_client(self) -> bool:
         """Whether acc created the client (and so closes it), rather than the caller."""
         return self._user_client is None
-
-    # -- stores register and release -----------------------------------------------------
-
-    def acquire(self) -> None:
-        """Register a store; the connection closes when every store has released it."""
-        if self._closed:
-            raise BackendError(f"{self!r} is closed")
-        self._users += 1
-
-    async def release(self) -> None:
-        """Unregister a store, closing the connection after the last one."""
-        self._users -= 1
-        if self._users <= 0:
-            await self.close()
 
     # -- opening --------------------------------------------------------------------------
 

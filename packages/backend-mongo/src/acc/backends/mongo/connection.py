@@ -22,6 +22,7 @@ from pymongo.errors import ConfigurationError, InvalidName, OperationFailure, Py
 
 from acc.backends.mongo._version import __version__
 from acc.core.errors import BackendError, ConfigError
+from acc.core.sharing import SharedConnection
 
 __all__ = ["DEFAULT_CLIENT_OPTIONS", "DEFAULT_URL", "TTL_INDEX_NAME", "MongoDBConnection"]
 
@@ -56,7 +57,7 @@ def _check_client_options(options: object) -> dict[str, Any]:
     return dict(options)
 
 
-class MongoDBConnection:
+class MongoDBConnection(SharedConnection):
     """One PyMongo client, shared by the stores of a cache.
 
     Args:
@@ -139,23 +140,6 @@ class MongoDBConnection:
     def address(self) -> str:
         """Where the client connects, for messages: the URL without credentials or options."""
         return self._address
-
-    @property
-    def closed(self) -> bool:
-        """Whether the connection was closed (by :meth:`close` or its last store)."""
-        return self._closed
-
-    def acquire(self) -> None:
-        """Register a store; the client is closed when every store has released it."""
-        if self._closed:
-            raise BackendError(f"{self!r} is closed")
-        self._users += 1
-
-    async def release(self) -> None:
-        """Unregister a store, closing the connection after the last one."""
-        self._users -= 1
-        if self._users <= 0:
-            await self.close()
 
     def collection(self, db_name: str, collection_name: str) -> Any:
         """The collection of a store (no I/O)."""

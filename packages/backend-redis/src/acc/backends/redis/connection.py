@@ -35,6 +35,7 @@ from redis.backoff import ExponentialBackoff
 from redis.crc import key_slot
 
 from acc.core.errors import BackendError, BackendUnavailable, ConfigError
+from acc.core.sharing import SharedConnection
 
 __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
@@ -166,7 +167,7 @@ def redact_url(url: str) -> str:
     return parts._replace(netloc=f"{user}:***@{host}").geturl()
 
 
-class RedisConnection:
+class RedisConnection(SharedConnection):
     """One redis-py asyncio client shared by the stores of a backend.
 
     Args:
@@ -305,25 +306,6 @@ class RedisConnection:
         if self.url is None:
             return f"{type(self).__name__}(client={type(self.client).__name__})"
         return f"{type(self).__name__}({redact_url(self.url)!r})"
-
-    @property
-    def closed(self) -> bool:
-        """Whether the connection was closed (by :meth:`close` or its last store)."""
-        return self._closed
-
-    # -- stores register and release ---------------------------------------------------------
-
-    def acquire(self) -> None:
-        """Register a store; the client is closed when every store has released it."""
-        if self._closed:
-            raise BackendError(f"{self!r} is closed")
-        self._users += 1
-
-    async def release(self) -> None:
-        """Unregister a store, closing the client (if acc owns it) after the last one."""
-        self._users -= 1
-        if self._users <= 0:
-            await self.close()
 
     async def close(self) -> None:
         """Close the client if acc created it (a borrowed one is left open). Idempotent."""

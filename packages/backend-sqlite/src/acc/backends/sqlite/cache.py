@@ -52,6 +52,7 @@ from typing import Any, ClassVar
 import aiosqlite
 
 from acc.core.errors import BackendError, BackendUnavailable, ConfigError
+from acc.core.sharing import SharedConnection
 from acc.core.storage import BaseCache
 
 __all__ = ["MEMORY", "SQLiteCache", "SQLiteConnection"]
@@ -141,7 +142,7 @@ async def _stopped(connection: aiosqlite.Connection, timeout: float = 5.0) -> No
         await asyncio.sleep(0.001)
 
 
-class SQLiteConnection:
+class SQLiteConnection(SharedConnection):
     """One lazily opened aiosqlite connection, shared by the stores of one database.
 
     Args:
@@ -189,11 +190,6 @@ class SQLiteConnection:
         )
 
     @property
-    def closed(self) -> bool:
-        """Whether the connection was closed (by :meth:`close` or its last store)."""
-        return self._closed
-
-    @property
     def is_open(self) -> bool:
         """Whether the database is currently open."""
         return self._connection is not None
@@ -202,20 +198,6 @@ class SQLiteConnection:
         if self._lock is None:
             self._lock = asyncio.Lock()
         return self._lock
-
-    # -- stores register and release -----------------------------------------------------------
-
-    def acquire(self) -> None:
-        """Register a store; the connection closes when every store has released it."""
-        if self._closed:
-            raise BackendError(f"{self!r} is closed")
-        self._users += 1
-
-    async def release(self) -> None:
-        """Unregister a store, closing the connection after the last one."""
-        self._users -= 1
-        if self._users <= 0:
-            await self.close()
 
     # -- opening ----------------------------------------------------------------------------------
 
