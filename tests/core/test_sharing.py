@@ -23,9 +23,10 @@ async def test_closes_after_the_last_user_releases_it() -> None:
     connection.acquire()
     connection.acquire()
     await connection.release()
-    assert connection.closed is False
+    still_open = not connection.closed
     await connection.release()
-    assert connection.closed is True
+    assert still_open
+    assert connection.closed
     assert connection.closes == 1
 
 
