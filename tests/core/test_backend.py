@@ -18,6 +18,7 @@ from acc.core import (
     CachedResponse,
     CacheRequest,
     ConfigError,
+    EntryTooLarge,
     MemoryCache,
 )
 from acc.core.coalesce import SingleFlight
@@ -616,3 +617,25 @@ async def test_backend_has_a_single_flight() -> None:
     backend = CacheBackend()
     assert isinstance(backend.inflight, SingleFlight)
     assert backend.inflight is not CacheBackend().inflight
+
+
+class SmallStore(MemoryCache):
+    """A store that holds values of at most 100 bytes, as a real store has a limit."""
+
+    async def write(self, key: str, value: bytes, *, expires_at: float | None = None) -> None:
+        if len(value) > 100:
+            await self.delete(key)
+            raise EntryTooLarge(f"{len(value)} bytes is over 100")
+        await super().write(key, value, expires_at=expires_at)
+
+
+@pytest.mark.parametrize("strict", [False, True])
+async def test_an_entry_too_large_for_the_store_is_not_stored_nor_a_failure(
+    strict: bool, caplog_acc: pytest.LogCaptureFixture
+) -> None:
+    backend = CacheBackend(responses=SmallStore(), strict=strict)
+    assert await backend.save_response("k", make_entry()) is False
+    assert await backend.get_response("k") is None
+    assert backend.stats.writes == 0
+    assert backend.stats.errors == 0
+    assert not caplog_acc.records  # the store says why; the façade reports no outage

@@ -94,6 +94,7 @@ async def test_a_response_over_the_document_limit_is_served_but_not_cached(
             assert len(await second.read()) == size
             assert await backend.responses.size() == 0
             assert backend.stats.errors == 0  # a refusal, not a failure, even when strict
+            assert backend.stats.writes == 0  # and nothing was stored
     assert origin.hits["/big"] == 2
     refusals = [r for r in caplog.records if "not caching" in r.getMessage()]
     assert len(refusals) == 2

@@ -26,7 +26,7 @@ from pymongo.monitoring import CommandListener, CommandStartedEvent
 
 from acc.backends.mongo import MAX_DOCUMENT_SIZE, TTL_INDEX_NAME, MongoDBBackend, MongoDBCache
 from acc.backends.mongo.cache import _document_size
-from acc.core import BackendError, BackendUnavailable
+from acc.core import BackendError, BackendUnavailable, EntryTooLarge
 
 T = TypeVar("T")
 
@@ -315,7 +315,7 @@ async def test_an_entry_one_byte_too_large_is_refused_with_a_warning_and_reads_a
     await store.write("k", b"an older response")
     overhead = _document_size("k", 0, expires=True)
     commands.clear()
-    with caplog.at_level(logging.WARNING, logger="acc"):
+    with caplog.at_level(logging.WARNING, logger="acc"), pytest.raises(EntryTooLarge):
         await store.write(
             "k", b"\x00" * (MAX_DOCUMENT_SIZE - overhead + 1), expires_at=time.time() + 60
         )

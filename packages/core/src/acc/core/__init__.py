@@ -8,7 +8,13 @@ driver: those live in the adapter packages.
 
 from acc.core._version import __version__
 from acc.core.backend import CacheBackend
-from acc.core.errors import AccError, BackendError, BackendUnavailable, ConfigError
+from acc.core.errors import (
+    AccError,
+    BackendError,
+    BackendUnavailable,
+    ConfigError,
+    EntryTooLarge,
+)
 from acc.core.expiration import DO_NOT_CACHE, NEVER_EXPIRE, ExpirationTime
 from acc.core.keys import CacheRequest
 from acc.core.memory import MemoryCache
@@ -28,6 +34,7 @@ __all__ = [
     "CacheStats",
     "CachedResponse",
     "ConfigError",
+    "EntryTooLarge",
     "ExpirationTime",
     "MemoryCache",
     "RedirectHop",

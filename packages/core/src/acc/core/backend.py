@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from acc.core.coalesce import SingleFlight
 from acc.core.codec import Codec, DecodeError
-from acc.core.errors import BackendError, BackendUnavailable, ConfigError
+from acc.core.errors import BackendError, BackendUnavailable, ConfigError, EntryTooLarge
 from acc.core.expiration import NEVER_EXPIRE, ExpirationTime
 from acc.core.keys import CacheRequest, create_key, normalize_url
 from acc.core.memo import DecodedMemo
@@ -378,6 +378,9 @@ class CacheBackend:
             for alias in aliases:
                 if alias != key:
                     await self.redirects.write(alias, key.encode(), expires_at=expires_at)
+        except EntryTooLarge as exc:
+            logger.debug("acc: not storing %s: %s", key, exc)  # the store logged why
+            return False
         except Exception as exc:
             self._storage_failed("write", exc)
             return False

@@ -37,3 +37,13 @@ class BackendUnavailable(BackendError):
     Raised to the caller only with ``strict=True``; otherwise the cache fails open and the
     request goes to the network.
     """
+
+
+class EntryTooLarge(BackendError):
+    """A store cannot hold a value this large (MongoDB's 16 MiB document limit, say).
+
+    Raised by :meth:`BaseCache.write` after the store has removed any older value under
+    the key, so that the key reads as a miss. The façade treats it as "not stored": the
+    write is not counted, it is not a storage failure (``stats.errors`` stays as it is and
+    ``strict=True`` does not raise), and the response is served from the network as is.
+    """

@@ -61,6 +61,10 @@ class BaseCache(abc.ABC):
             value: The bytes to store, as they are.
             expires_at: A UTC epoch second after which the store may drop the entry;
                 ``None`` keeps it until deleted.
+
+        Raises:
+            EntryTooLarge: The store cannot hold a value this large; it has removed any
+                older value under ``key`` first, so the key reads as a miss.
         """
 
     @abc.abstractmethod

@@ -37,7 +37,7 @@ from bson.errors import BSONError
 from pymongo.errors import ConnectionFailure, DocumentTooLarge, PyMongoError
 
 from acc.backends.mongo.connection import MongoDBConnection
-from acc.core.errors import BackendError, BackendUnavailable, ConfigError
+from acc.core.errors import BackendError, BackendUnavailable, ConfigError, EntryTooLarge
 from acc.core.storage import BaseCache
 
 __all__ = ["MAX_DOCUMENT_SIZE", "MongoDBCache"]
@@ -238,15 +238,15 @@ class MongoDBCache(BaseCache):
         """Store ``value`` under ``key`` (an upsert); refuse it when it is too large.
 
         An entry whose document would pass :attr:`max_document_size` is not stored: a
-        warning is logged and any previous entry under ``key`` is removed, so the key
-        reads as a miss rather than as an older response.
+        warning is logged, any previous entry under ``key`` is removed (so the key reads
+        as a miss rather than as an older response) and :class:`EntryTooLarge` is raised,
+        which the façade counts as "not stored", not as a failure.
         """
         self._check_open()
         expires = None if expires_at is None else _to_date(expires_at)
         size = _document_size(key, len(value), expires=expires is not None)
         if size > self.max_document_size:
             await self._refuse(key, f"its document would be {size} bytes")
-            return
         document: dict[str, Any] = {"_id": key, "value": Binary(bytes(value))}
         if expires is not None:
             document["expires_at"] = expires
@@ -258,7 +258,7 @@ class MongoDBCache(BaseCache):
         except _DRIVER_ERRORS as exc:
             self._failed("write", exc)
 
-    async def _refuse(self, key: str, why: str) -> None:
+    async def _refuse(self, key: str, why: str) -> NoReturn:
         self.refused_writes += 1
         logger.warning(
             "acc: not caching %s in %s.%s: %s, over MongoDB's %d-byte document limit",
@@ -269,6 +269,7 @@ class MongoDBCache(BaseCache):
             self.max_document_size,
         )
         await self.delete(key)
+        raise EntryTooLarge(f"{key} is over MongoDB's document limit: {why}")
 
     async def delete(self, key: str) -> None:
         """Remove ``key`` (a missing key is not an error)."""
