@@ -20,7 +20,8 @@ from acc.sessions.aiohttp import CachedSession
 async def test_cache_url_string_selects_mongodb(
     origin, mongodb_url: str, mongodb_database: str
 ) -> None:
-    url = database_url(mongodb_url, mongodb_database) + "&expire_after=60"
+    base = database_url(mongodb_url, mongodb_database)
+    url = base + ("&" if "?" in base else "?") + "expire_after=60"
     async with CachedSession(cache=url) as session:
         assert isinstance(session.cache, MongoDBBackend)
         assert session.cache.cache_name == mongodb_database
