@@ -290,24 +290,11 @@ class SQLiteConnection(SharedConnection):
             return reader
         if self._connection is None and not os.path.exists(self.path):
             return None  # not created yet; ``file:`` URIs are checked by the open itself
-        try:
-            reader = sqlite3.connect(
-                _read_only_uri(self.path),
-                uri=True,
-                isolation_level=None,
-                check_same_thread=False,
-                cached_statements=64,
-            )
-        except sqlite3.Error:
-            return None
-        try:
-            reader.execute("PRAGMA busy_timeout = 0")  # never wait on the loop thread
-            # Large values are copied straight out of the mapped file: a 5 MB read takes
-            # a tenth of the time it takes through read() calls into the page cache.
-            reader.execute(f"PRAGMA mmap_size = {_READER_MMAP_SIZE}")
-        except sqlite3.Error:
-            reader.close()
-            return None
+        # Large values are copied straight out of the mapped file: a 5 MB read takes a
+        # tenth of the time it takes through read() calls into the page cache.
+        reader = _loop_connection(
+            _read_only_uri(self.path), uri=True, pragmas=[f"PRAGMA mmap_size = {_READER_MMAP_SIZE}"]
+        )
         self._reader = reader
         return reader
 
@@ -338,26 +325,17 @@ class SQLiteConnection(SharedConnection):
             return None
         writer = self._writer
         if writer is None:
-            try:
-                writer = sqlite3.connect(
-                    self.path,
-                    uri=self.path.startswith("file:"),
-                    isolation_level=None,
-                    check_same_thread=False,
-                    cached_statements=64,
-                )
-            except sqlite3.Error:
-                return None
-            try:
-                writer.execute("PRAGMA busy_timeout = 0")  # never wait on the loop thread
-                writer.execute("PRAGMA wal_autocheckpoint = 0")  # the worker checkpoints
-                writer.execute(f"PRAGMA synchronous = {'OFF' if self.fast_save else 'NORMAL'}")
-                (mode,) = writer.execute("PRAGMA journal_mode").fetchone()
-            except sqlite3.Error:
-                writer.close()
-                return None
-            if str(mode).lower() != "wal":  # without WAL a commit may fsync: not here
-                writer.close()
+            writer = _loop_connection(
+                self.path,
+                uri=self.path.startswith("file:"),
+                pragmas=[
+                    "PRAGMA wal_autocheckpoint = 0",  # the worker checkpoints
+                    f"PRAGMA synchronous = {'OFF' if self.fast_save else 'NORMAL'}",
+                ],
+                # Without WAL a commit may fsync: not on the loop thread.
+                require_wal=True,
+            )
+            if writer is None:
                 return None
             self._writer = writer
         self._written_here += size
@@ -387,6 +365,36 @@ class SQLiteConnection(SharedConnection):
                 await connection.close()
             except sqlite3.Error as exc:
                 raise BackendError(f"closing {self!r} failed: {exc}") from exc
+
+
+def _loop_connection(
+    database: str, *, uri: bool, pragmas: Sequence[str], require_wal: bool = False
+) -> sqlite3.Connection | None:
+    """Open a connection for the event loop's thread, or ``None`` if that fails.
+
+    It runs in autocommit mode with a zero busy timeout, so a statement on it either
+    runs at once or fails with ``database is locked``: it never waits on the loop thread.
+    With ``require_wal``, a database not in WAL mode gives ``None`` too.
+    """
+    try:
+        connection = sqlite3.connect(
+            database, uri=uri, isolation_level=None, check_same_thread=False, cached_statements=64
+        )
+    except sqlite3.Error:
+        return None
+    try:
+        connection.execute("PRAGMA busy_timeout = 0")
+        for pragma in pragmas:
+            connection.execute(pragma)
+        wal = not require_wal or (
+            str(connection.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal"
+        )
+    except sqlite3.Error:
+        wal = False
+    if not wal:
+        connection.close()
+        return None
+    return connection
 
 
 def _read_only_uri(path: str) -> str:
