@@ -78,6 +78,11 @@ def resolve_cache(cache: CacheBackend | str | None) -> CacheBackend:
     raise ConfigError("cache", f"expected a CacheBackend, a URL string or None, not {cache!r}")
 
 
+def _bodiless(described: CacheRequest, method: str, url: str) -> CacheRequest:
+    """The description of a body-less ``method`` request for ``url`` with the same headers."""
+    return attrs.evolve(described, method=method, url=url, body_kind="none", body=None)
+
+
 class CacheMixin:
     """Adds caching to an :class:`aiohttp.ClientSession` subclass.
 
@@ -179,17 +184,7 @@ class CacheMixin:
                 await self._invalidate_target(method, str_or_url, kwargs, response, None)
             return mark_live_response(response)
         try:
-            url, described = describe_request(
-                self,  # type: ignore[arg-type]
-                method,
-                str_or_url,
-                params=kwargs.get("params"),
-                data=kwargs.get("data"),
-                json=kwargs.get("json"),
-                headers=kwargs.get("headers"),
-                auth=kwargs.get("auth"),
-                cookies=kwargs.get("cookies"),
-            )
+            url, described = self._describe(method, str_or_url, kwargs, with_body=True)
         except UncacheableBody as why:
             logger.debug("acc: not caching %s %s: %s", method, str_or_url, why)
             response = await request(method, str_or_url, **kwargs)
@@ -455,28 +450,14 @@ class CacheMixin:
         if response.status >= 400:
             return
         if described is None:
-            _url, described = describe_request(
-                self,  # type: ignore[arg-type]
-                method,
-                str_or_url,
-                params=kwargs.get("params"),
-                headers=kwargs.get("headers"),
-                auth=kwargs.get("auth"),
-                cookies=kwargs.get("cookies"),
-            )
+            _url, described = self._describe(method, str_or_url, kwargs, with_body=False)
         urls = invalidated_urls(described.url, response.status, tuple(response.headers.items()))
         backend = self.cache
         keys = []
         for target in urls:
             for safe in ("GET", "HEAD"):
-                keys.append(backend.create_key(CacheRequest(method=safe, url=target)))
-                keys.append(
-                    backend.create_key(
-                        attrs.evolve(
-                            described, method=safe, url=target, body_kind="none", body=None
-                        )
-                    )
-                )
+                keys.append(backend.url_key(target, safe))
+                keys.append(backend.create_key(_bodiless(described, safe, target)))
         await backend.invalidate(keys)
 
     def _alias_keys(self, response: ClientResponse, described: CacheRequest) -> Iterable[str]:
@@ -484,12 +465,23 @@ class CacheMixin:
         if not response.history:
             return ()
         urls = [str(hop.url) for hop in response.history[1:]] + [str(response.url)]
-        return {
-            self.cache.create_key(
-                attrs.evolve(described, method="GET", url=u, body_kind="none", body=None)
-            )
-            for u in urls
-        }
+        return {self.cache.create_key(_bodiless(described, "GET", u)) for u in urls}
+
+    def _describe(
+        self, method: str, str_or_url: str | URL, kwargs: dict[str, Any], *, with_body: bool
+    ) -> tuple[URL, CacheRequest]:
+        """Describe the request ``kwargs`` make; without its body when keys ignore it."""
+        return describe_request(
+            self,  # type: ignore[arg-type]
+            method,
+            str_or_url,
+            params=kwargs.get("params"),
+            data=kwargs.get("data") if with_body else None,
+            json=kwargs.get("json") if with_body else None,
+            headers=kwargs.get("headers"),
+            auth=kwargs.get("auth"),
+            cookies=kwargs.get("cookies"),
+        )
 
 
 with warnings.catch_warnings():
