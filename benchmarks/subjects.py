@@ -1,6 +1,6 @@
 """What is measured: a client library on a storage backend.
 
-Clients: ``acc``, ``acc+near`` (acc with :class:`~acc.core.near.NearCache` in front of
+Clients: ``acc``, ``acc+near`` (acc with :class:`~acc.core.storage.near.NearCache` in front of
 a remote store), ``aiohttp-client-cache`` (0.15, when installed) and plain ``aiohttp``
 (no cache: the baseline every cache must beat). Backends: ``memory``, ``sqlite`` and
 ``redis``. Plain aiohttp has no backend; it runs once per workload as backend ``none``.
@@ -83,7 +83,7 @@ def preload(client: str, backend: str) -> None:
     """Import what ``client`` on ``backend`` uses, so a cold start times no imports."""
     modules = {
         ACC: ["acc.core", "acc.sessions.aiohttp", "acc.backends.sqlite"],
-        ACC_NEAR: ["acc.core", "acc.core.near", "acc.sessions.aiohttp"],
+        ACC_NEAR: ["acc.core", "acc.core.storage.near", "acc.sessions.aiohttp"],
         ACC015: ["aiohttp_client_cache"],
         PLAIN: [],
     }[client]

@@ -21,7 +21,7 @@ from acc.core import (
     EntryTooLarge,
     MemoryCache,
 )
-from acc.core.coalesce import SingleFlight
+from acc.core.flow.coalesce import SingleFlight
 from acc.core.models import utcnow
 
 URL = "https://example.com/items"

@@ -1,4 +1,4 @@
-"""Reading caching headers (acc.core.cachecontrol): directives, dates, entity tags, Vary."""
+"""Reading caching headers (acc.core.http.cachecontrol): directives, dates, entity tags, Vary."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from acc.core.cachecontrol import (
+from acc.core.http.cachecontrol import (
     DELTA_SECONDS_CAP,
     INVALID,
     NO_DIRECTIVES,

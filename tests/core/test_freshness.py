@@ -1,4 +1,4 @@
-"""Age, freshness lifetime and storage retention (acc.core.freshness), time passed in."""
+"""Age, freshness lifetime and storage retention (acc.core.http.freshness), time passed in."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from email.utils import format_datetime
 
 import pytest
 
-from acc.core.cachecontrol import parse_cache_control
-from acc.core.freshness import (
+from acc.core.http.cachecontrol import parse_cache_control
+from acc.core.http.freshness import (
     HEURISTIC_CAP,
     REVALIDATION_RETENTION,
     current_age,

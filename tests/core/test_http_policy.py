@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 
 from acc.core import DO_NOT_CACHE, NEVER_EXPIRE
-from acc.core.freshness import REVALIDATION_RETENTION
-from acc.core.models import CachedResponse
-from acc.core.policy import (
+from acc.core.http.freshness import REVALIDATION_RETENTION
+from acc.core.http.policy import (
     UNSET,
     Fetch,
     GatewayTimeout,
@@ -32,6 +31,7 @@ from acc.core.policy import (
     refresh_not_modified,
     request_directives,
 )
+from acc.core.models import CachedResponse
 from acc.core.settings import CacheSettings
 
 NOW = datetime(2024, 5, 17, 12, 0, tzinfo=timezone.utc)

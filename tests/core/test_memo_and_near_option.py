@@ -1,4 +1,4 @@
-"""The façade's reuse of decoded entries (acc.core.memo) and its ``near_cache`` option."""
+"""The façade's reuse of decoded entries (acc.core.storage.memo) and its ``near_cache`` option."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 
 from acc.core import CacheBackend, CachedResponse, ConfigError, MemoryCache
 from acc.core.codec import Codec
-from acc.core.memo import DecodedMemo
-from acc.core.near import NearCache
 from acc.core.storage import BaseCache
+from acc.core.storage.memo import DecodedMemo
+from acc.core.storage.near import NearCache
 
 
 def make_entry(body: bytes = b'{"a": 1}') -> CachedResponse:

@@ -1,4 +1,4 @@
-"""The near cache (acc.core.near): the conformance kit, and what it adds to a store."""
+"""The near cache (acc.core.storage.near): the conformance kit, and what it adds to a store."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from acc.backends.sqlite import SQLiteCache
 from acc.core import CachedResponse, ConfigError, MemoryCache
 from acc.core.codec import Codec, DecodeError
 from acc.core.models import utcnow
-from acc.core.near import NearCache
 from acc.core.storage import BaseCache
+from acc.core.storage.near import NearCache
 from acc.core.testing import BaseCacheContract
 
 

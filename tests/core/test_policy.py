@@ -1,4 +1,4 @@
-"""The cache policy (acc.core.policy): pure decisions, time passed in."""
+"""The cache policy (acc.core.http.policy): pure decisions, time passed in."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import attrs
 import pytest
 
 from acc.core import DO_NOT_CACHE, NEVER_EXPIRE
-from acc.core.models import CachedResponse
-from acc.core.policy import (
+from acc.core.http.policy import (
     UNSET,
     Fetch,
     GatewayTimeout,
@@ -24,6 +23,7 @@ from acc.core.policy import (
     is_cacheable_method,
     merge_not_modified,
 )
+from acc.core.models import CachedResponse
 from acc.core.settings import CacheSettings
 
 NOW = datetime(2024, 5, 17, 12, 0, tzinfo=timezone.utc)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from acc.core import BackendError
-from acc.core.sharing import SharedConnection
+from acc.core.storage.sharing import SharedConnection
 
 
 class Counted(SharedConnection):

@@ -1,4 +1,4 @@
-"""Variants (acc.core.vary) and how the façade stores, finds and deletes them."""
+"""Variants (acc.core.http.vary) and how the façade stores, finds and deletes them."""
 
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ from typing import Any
 import pytest
 
 from acc.core import CacheBackend, ConfigError, MemoryCache
-from acc.core.freshness import REVALIDATION_RETENTION
-from acc.core.models import CachedResponse, utcnow
-from acc.core.settings import CacheSettings
-from acc.core.vary import (
+from acc.core.http.freshness import REVALIDATION_RETENTION
+from acc.core.http.vary import (
     VaryRecord,
     decode_vary_record,
     encode_vary_record,
     variant_key,
     varying_headers,
 )
+from acc.core.models import CachedResponse, utcnow
+from acc.core.settings import CacheSettings
 
 JSON = (("Accept", "application/json"),)
 HTML = (("Accept", "text/html"),)

@@ -8,7 +8,7 @@ import uuid
 from redis.asyncio import Redis
 
 from acc.backends.redis import RedisBackend
-from acc.core.near import NearCache
+from acc.core.storage.near import NearCache
 from acc.sessions.aiohttp import CachedSession
 
 

@@ -17,10 +17,10 @@ from acc.core.errors import (
 )
 from acc.core.expiration import DO_NOT_CACHE, NEVER_EXPIRE, ExpirationTime
 from acc.core.keys import CacheRequest
-from acc.core.memory import MemoryCache
 from acc.core.models import CachedResponse, RedirectHop
 from acc.core.stats import CacheStats
 from acc.core.storage import BaseCache
+from acc.core.storage.memory import MemoryCache
 
 __all__ = [
     "DO_NOT_CACHE",

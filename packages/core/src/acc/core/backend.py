@@ -1,6 +1,6 @@
 """The façade users talk to: :class:`CacheBackend`.
 
-A backend joins the policy (:mod:`acc.core.policy`), the codec, the key function and two
+A backend joins the policy (:mod:`acc.core.http.policy`), the codec, the key function and two
 stores behind the storage port: ``responses`` (entries by cache key) and ``redirects``
 (aliases: the key of a URL that redirected, or was redirected to, mapped to the key
 its response is stored under). Backend packages subclass it only to build their stores;
@@ -22,26 +22,26 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar
 
-from acc.core.coalesce import SingleFlight
 from acc.core.codec import Codec, DecodeError
 from acc.core.errors import BackendError, BackendUnavailable, ConfigError, EntryTooLarge
 from acc.core.expiration import NEVER_EXPIRE, ExpirationTime
-from acc.core.keys import CacheRequest, create_key, normalize_url
-from acc.core.memo import DecodedMemo
-from acc.core.memory import MemoryCache
-from acc.core.models import CachedResponse, HeaderPairs, utcnow
-from acc.core.near import NearCache
-from acc.core.policy import entry_storage_expiry
-from acc.core.settings import CacheSettings
-from acc.core.stats import CacheStats
-from acc.core.storage import BaseCache
-from acc.core.vary import (
+from acc.core.flow.coalesce import SingleFlight
+from acc.core.http.policy import entry_storage_expiry
+from acc.core.http.vary import (
     VaryRecord,
     decode_vary_record,
     encode_vary_record,
     variant_key,
     varying_headers,
 )
+from acc.core.keys import CacheRequest, create_key, normalize_url
+from acc.core.models import CachedResponse, HeaderPairs, utcnow
+from acc.core.settings import CacheSettings
+from acc.core.stats import CacheStats
+from acc.core.storage import BaseCache
+from acc.core.storage.memo import DecodedMemo
+from acc.core.storage.memory import MemoryCache
+from acc.core.storage.near import NearCache
 
 __all__ = ["CacheBackend"]
 
@@ -134,7 +134,7 @@ class CacheBackend:
         responses: The store for entries (default: a new :class:`MemoryCache`).
         redirects: The store for redirect aliases (default: a new :class:`MemoryCache`).
         near_cache: Keep recently used entries of a remote store in process memory
-            (:class:`~acc.core.near.NearCache`): ``True`` with the default bounds, or a
+            (:class:`~acc.core.storage.near.NearCache`): ``True`` with the default bounds, or a
             mapping of ``max_entries``, ``max_bytes`` and ``max_age`` (seconds a local
             copy is served, so how late another process's change may be seen). Off by
             default; see the performance page of the documentation.
@@ -296,7 +296,7 @@ class CacheBackend:
 
         A miss on ``responses`` looks in ``redirects``: an alias names the key the entry
         is stored under; a vary record names the request headers that select a variant
-        (see :mod:`acc.core.vary`), which ``request_headers`` give values to. An entry
+        (see :mod:`acc.core.http.vary`), which ``request_headers`` give values to. An entry
         that cannot be decoded is deleted and counted in ``stats.errors``; an entry
         rejected by ``filter_fn`` is a miss. Neither raises.
         """
@@ -348,7 +348,7 @@ class CacheBackend:
 
         With ``cache_control=True``, an entry whose response has ``Vary`` is stored under
         the variant key that ``request_headers`` select, and ``key`` gets a vary record
-        (see :mod:`acc.core.vary`).
+        (see :mod:`acc.core.http.vary`).
 
         Args:
             key: The request's key.
@@ -356,7 +356,7 @@ class CacheBackend:
             aliases: Other keys that should find it (the URLs of a redirect chain).
             request_headers: The headers of the request the entry answers.
             keep_until: Until when storage keeps it (the store's native expiry), as the
-                policy's :attr:`~acc.core.policy.StoreDecision.storage_expires` says;
+                policy's :attr:`~acc.core.http.policy.StoreDecision.storage_expires` says;
                 by default worked out from the entry by the same rules.
 
         Returns:
@@ -461,7 +461,7 @@ class CacheBackend:
             expired: Also delete every entry storage need not keep any more: past its
                 expiration and, if it has a validator or a stale window, past the time
                 it is kept for revalidation or stale use (the same moment the store's
-                native expiry was set to; see :func:`acc.core.freshness.keep_until`).
+                native expiry was set to; see :func:`acc.core.http.freshness.keep_until`).
             older_than: Also delete entries created longer ago than this
                 (a ``timedelta`` or seconds).
             urls: Also delete every entry whose URL is one of these (any method, any

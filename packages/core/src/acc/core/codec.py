@@ -371,7 +371,7 @@ class Codec:
     def expires_at(self, data: bytes) -> float | None:
         """Return the ``expires`` of an entry as epoch seconds, without building it.
 
-        For stores that keep copies (:class:`~acc.core.near.NearCache`) and must not
+        For stores that keep copies (:class:`~acc.core.storage.near.NearCache`) and must not
         keep one past its expiry. The signature is not checked: the copy is decoded,
         and so verified, when it is used.
 

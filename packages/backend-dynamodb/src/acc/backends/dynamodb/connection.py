@@ -41,7 +41,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from acc.backends.dynamodb.table import DEFAULT_TABLE, error_code, prepare_table
 from acc.core.errors import BackendError, BackendUnavailable, ConfigError
-from acc.core.sharing import SharedConnection
+from acc.core.storage.sharing import SharedConnection
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",

@@ -22,7 +22,7 @@ from pymongo.errors import ConfigurationError, InvalidName, OperationFailure, Py
 
 from acc.backends.mongo._version import __version__
 from acc.core.errors import BackendError, ConfigError
-from acc.core.sharing import SharedConnection
+from acc.core.storage.sharing import SharedConnection
 
 __all__ = ["DEFAULT_CLIENT_OPTIONS", "DEFAULT_URL", "TTL_INDEX_NAME", "MongoDBConnection"]
 

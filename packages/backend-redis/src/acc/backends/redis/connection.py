@@ -35,7 +35,7 @@ from redis.backoff import ExponentialBackoff
 from redis.crc import key_slot
 
 from acc.core.errors import BackendError, BackendUnavailable, ConfigError
-from acc.core.sharing import SharedConnection
+from acc.core.storage.sharing import SharedConnection
 
 __all__ = [
     "DEFAULT_MAX_CONNECTIONS",

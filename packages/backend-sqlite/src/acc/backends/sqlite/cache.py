@@ -52,8 +52,8 @@ from typing import Any, ClassVar
 import aiosqlite
 
 from acc.core.errors import BackendError, BackendUnavailable, ConfigError
-from acc.core.sharing import SharedConnection
 from acc.core.storage import BaseCache
+from acc.core.storage.sharing import SharedConnection
 
 __all__ = ["MEMORY", "SQLiteCache", "SQLiteConnection"]
 

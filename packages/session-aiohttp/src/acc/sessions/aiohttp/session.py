@@ -1,11 +1,11 @@
 """The caching session: :class:`CacheMixin` and :class:`CachedSession`.
 
 The session is the adapter that performs I/O for the core's policy. For each request it
-builds the key, reads the entry, asks :func:`acc.core.policy.decide_lookup` what to do,
+builds the key, reads the entry, asks :func:`acc.core.http.policy.decide_lookup` what to do,
 does it (return the entry; return it and refresh it in the background; send a
-conditional request; fetch; or answer 504), asks :func:`acc.core.policy.decide_error`
+conditional request; fetch; or answer 504), asks :func:`acc.core.http.policy.decide_error`
 whether a failed fetch may be answered with the stored entry, and asks
-:func:`acc.core.policy.decide_store` what to keep of what the network returned. A
+:func:`acc.core.http.policy.decide_store` what to keep of what the network returned. A
 successful unsafe request (POST, PUT, PATCH, DELETE), cacheable or not, invalidates the
 entries of its target URL (RFC 9111 §4.4).
 
@@ -30,9 +30,7 @@ from yarl import URL
 
 from acc.core import CacheBackend, CachedResponse, ConfigError
 from acc.core.expiration import validate_expiration
-from acc.core.keys import CacheRequest, redact_url
-from acc.core.models import utcnow
-from acc.core.policy import (
+from acc.core.http.policy import (
     UNSET,
     Fetch,
     GatewayTimeout,
@@ -49,6 +47,8 @@ from acc.core.policy import (
     not_modified_selects,
     refresh_not_modified,
 )
+from acc.core.keys import CacheRequest, redact_url
+from acc.core.models import utcnow
 from acc.sessions.aiohttp.entries import entry_from_response
 from acc.sessions.aiohttp.refresh import BackgroundRefreshes
 from acc.sessions.aiohttp.request import UncacheableBody, describe_request

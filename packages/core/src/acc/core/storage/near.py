@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import ClassVar
 
 from acc.core.errors import ConfigError
-from acc.core.storage import BaseCache
+from acc.core.storage.base import BaseCache
 
 __all__ = ["NearCache"]
 

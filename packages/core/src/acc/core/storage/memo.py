@@ -1,6 +1,6 @@
 """Decoded entries remembered by the identity of the bytes they were decoded from.
 
-An in-process store (:class:`~acc.core.MemoryCache`, :class:`~acc.core.near.NearCache`)
+An in-process store (:class:`~acc.core.MemoryCache`, :class:`~acc.core.storage.near.NearCache`)
 returns, on every read of a key, the very ``bytes`` object that was written. Decoding
 those bytes again on every hit is the largest cost left on a memory hit, so the façade
 keeps the last decoded :class:`~acc.core.CachedResponse` of each recently read key

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import ClassVar
 
 from acc.core.errors import ConfigError
-from acc.core.storage import BaseCache
+from acc.core.storage.base import BaseCache
 
 __all__ = ["MemoryCache"]
 

@@ -1,6 +1,6 @@
 """The decisions of the cache policy: small frozen values the session adapter acts on.
 
-:mod:`acc.core.policy` returns them; the adapter dispatches on their type. They hold
+:mod:`acc.core.http.policy` returns them; the adapter dispatches on their type. They hold
 what the adapter needs to perform the decision's I/O and nothing else, so each can be
 compared in a test (RFC 9111 §4 describes the steps they stand for: use a stored
 response, §4.2; validate it, §4.3; or forward the request).

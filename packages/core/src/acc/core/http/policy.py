@@ -16,7 +16,7 @@ Rules this module keeps:
    ``expire_after`` > the first matching ``urls_expire_after`` pattern > the session's
    ``expire_after``. Headers count only with ``cache_control=True``; otherwise the
    settings alone decide. Response freshness is computed once, at store time, into
-   ``expires`` (RFC 9111 §4.2; see :mod:`acc.core.freshness`); request directives are
+   ``expires`` (RFC 9111 §4.2; see :mod:`acc.core.http.freshness`); request directives are
    applied at lookup (RFC 9111 §5.2.1).
 3. ``force_refresh`` ignores the stored entry; ``refresh`` and a request ``no-cache``
    (or ``Pragma: no-cache`` without ``Cache-Control``, RFC 9111 §5.4) revalidate it when
@@ -56,14 +56,15 @@ from typing import Final
 
 import attrs
 
-from acc.core.cachecontrol import (
+from acc.core.expiration import ExpirationTime, expires_at
+from acc.core.http.cachecontrol import (
     NO_DIRECTIVES,
     Directives,
     etags_match,
     header_values,
     parse_cache_control,
 )
-from acc.core.decisions import (
+from acc.core.http.decisions import (
     UNSET,
     Bypass,
     Fetch,
@@ -77,12 +78,17 @@ from acc.core.decisions import (
     UseCached,
     _Unset,
 )
-from acc.core.expiration import ExpirationTime, expires_at
-from acc.core.freshness import StaleWindow, current_age, header_expires, keep_until, within_window
-from acc.core.invalidation import UNSAFE_METHODS, invalidated_urls, is_unsafe_method
+from acc.core.http.freshness import (
+    StaleWindow,
+    current_age,
+    header_expires,
+    keep_until,
+    within_window,
+)
+from acc.core.http.invalidation import UNSAFE_METHODS, invalidated_urls, is_unsafe_method
+from acc.core.http.vary import varying_headers
 from acc.core.models import CachedResponse, HeaderPairs, find_header
 from acc.core.settings import CacheSettings
-from acc.core.vary import varying_headers
 
 _DEFAULT_SETTINGS: Final = CacheSettings()
 
@@ -279,7 +285,7 @@ def _stale_windows(stored: Directives, settings: CacheSettings) -> tuple[StaleWi
 
 
 def entry_storage_expiry(entry: CachedResponse, settings: CacheSettings) -> datetime | None:
-    """Until when storage keeps ``entry`` (see :func:`acc.core.freshness.keep_until`)."""
+    """Until when storage keeps ``entry`` (see :func:`acc.core.http.freshness.keep_until`)."""
     if entry.expires is None:
         return None
     stored = NO_DIRECTIVES

@@ -36,7 +36,7 @@ class BaseCache(abc.ABC):
         shared_across_processes: Several processes may use the same store at once.
         returns_stored_objects: :meth:`read` returns the very ``bytes`` object that was
             written (an in-process store), so the façade may reuse the entry it decoded
-            from it last time (see :mod:`acc.core.memo`). Leave it false otherwise.
+            from it last time (see :mod:`acc.core.storage.memo`). Leave it false otherwise.
     """
 
     native_ttl: ClassVar[bool] = False

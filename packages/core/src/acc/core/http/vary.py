@@ -27,7 +27,7 @@ from typing import Final
 
 import attrs
 
-from acc.core.cachecontrol import header_values, vary_names
+from acc.core.http.cachecontrol import header_values, vary_names
 from acc.core.models import HeaderPairs
 
 __all__ = [

@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Final
 
-from acc.core.cachecontrol import (
+from acc.core.http.cachecontrol import (
     INVALID,
     Directives,
     header_values,
