@@ -119,8 +119,8 @@ async def test_memory_backend_shares_one_database_between_its_stores() -> None:
 async def test_memory_backend_stores_entries_through_the_facade() -> None:
     async with SQLiteBackend(":memory:") as backend:
         key = backend.url_key("https://example.com/a")
-        assert await backend.save_response(key, _entry("https://example.com/a"), aliases=["x"])
-        assert (await backend.get_response("x")) is not None
+        assert await backend.write_entry(key, _entry("https://example.com/a"), aliases=["x"])
+        assert (await backend.read_entry("x")) is not None
         assert await backend.has_url("https://example.com/a")
 
 
@@ -345,9 +345,9 @@ async def test_two_backends_on_one_file_see_each_others_writes(tmp_path: Path) -
     try:
         url = "https://example.com/shared"
         key = first.url_key(url)
-        assert await first.save_response(key, _entry(url))
+        assert await first.write_entry(key, _entry(url))
         assert await second.has_url(url)
-        hit = await second.get_response(key)
+        hit = await second.read_entry(key)
         assert hit is not None
         assert hit.body == b"body"
         await second.delete_url(url)
@@ -468,7 +468,7 @@ async def test_a_lock_held_too_long_is_a_backend_error(tmp_path: Path) -> None:
                 await backend.responses.write("k", b"w")
             # The façade fails open: the save is skipped and counted.
             key = backend.url_key("https://example.com/")
-            assert not await backend.save_response(key, _entry("https://example.com/"))
+            assert not await backend.write_entry(key, _entry("https://example.com/"))
             assert backend.stats.errors == 1
         finally:
             holder.execute("ROLLBACK")
@@ -498,11 +498,11 @@ async def test_corrupt_file_is_backend_unavailable_and_the_facade_fails_open(
     async with SQLiteBackend(path) as backend:
         with pytest.raises(BackendUnavailable):
             await backend.responses.read("k")
-        assert await backend.get_response("k") is None
+        assert await backend.read_entry("k") is None
         assert backend.stats.errors == 1
     async with SQLiteBackend(path, strict=True) as strict:
         with pytest.raises(BackendUnavailable):
-            await strict.get_response("k")
+            await strict.read_entry("k")
 
 
 async def test_close_is_idempotent_and_later_use_raises(tmp_path: Path) -> None:
@@ -521,7 +521,7 @@ async def test_close_is_idempotent_and_later_use_raises(tmp_path: Path) -> None:
         with pytest.raises(BackendError):
             await _keys(store)
     with pytest.raises(BackendError):
-        await backend.get_response("k")
+        await backend.read_entry("k")
 
 
 async def test_closing_a_never_opened_backend_starts_nothing(tmp_path: Path) -> None:

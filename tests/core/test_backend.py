@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import attrs
 import pytest
 
 from acc.core import (
@@ -133,9 +134,9 @@ def caplog_acc(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 async def test_save_then_get() -> None:
     backend = CacheBackend()
     entry = make_entry()
-    assert await backend.save_response("k1", entry) is True
-    assert await backend.get_response("k1") == entry
-    assert await backend.get_response("other") is None
+    assert await backend.write_entry("k1", entry) is True
+    assert await backend.read_entry("k1") == entry
+    assert await backend.read_entry("other") is None
     assert backend.stats.writes == 1
     assert backend.stats.errors == 0
 
@@ -144,8 +145,8 @@ async def test_save_passes_the_entry_expiry_to_the_store() -> None:
     responses, redirects = DictCache(), DictCache()
     backend = CacheBackend(responses=responses, redirects=redirects)
     expires = datetime(2031, 1, 1, tzinfo=timezone.utc)
-    await backend.save_response("k1", make_entry(expires=expires), aliases=["a1"])
-    await backend.save_response("k2", make_entry())
+    await backend.write_entry("k1", make_entry(expires=expires), aliases=["a1"])
+    await backend.write_entry("k2", make_entry())
     assert responses.expiries == {"k1": expires.timestamp(), "k2": None}
     assert redirects.expiries == {"a1": expires.timestamp()}
 
@@ -153,10 +154,10 @@ async def test_save_passes_the_entry_expiry_to_the_store() -> None:
 async def test_redirect_alias_get() -> None:
     backend = CacheBackend()
     entry = make_entry("https://example.com/final")
-    assert await backend.save_response("final", entry, aliases=["start", "middle", "final"])
-    assert await backend.get_response("start") == entry
-    assert await backend.get_response("middle") == entry
-    assert await backend.get_response("final") == entry
+    assert await backend.write_entry("final", entry, aliases=["start", "middle", "final"])
+    assert await backend.read_entry("start") == entry
+    assert await backend.read_entry("middle") == entry
+    assert await backend.read_entry("final") == entry
     # The key itself is never an alias of itself.
     assert await backend.redirects.contains("final") is False
     assert await backend.redirects.read("start") == b"final"
@@ -167,35 +168,35 @@ async def test_corrupted_entry_is_a_miss_deleted_counted_and_logged(
 ) -> None:
     backend = CacheBackend()
     await backend.responses.write("k1", b"\x00garbage, not an entry")
-    assert await backend.get_response("k1") is None
+    assert await backend.read_entry("k1") is None
     assert await backend.responses.read("k1") is None  # deleted
     assert backend.stats.errors == 1
     warnings = acc_warnings(caplog_acc)
     assert len(warnings) == 1
     assert "k1" in warnings[0]
     # Deleted, so a second read is a plain miss: not counted, not logged again.
-    assert await backend.get_response("k1") is None
+    assert await backend.read_entry("k1") is None
     assert backend.stats.errors == 1
     assert len(acc_warnings(caplog_acc)) == 1
 
 
 async def test_truncated_entry_is_a_miss() -> None:
     backend = CacheBackend()
-    await backend.save_response("k1", make_entry(body=b"x" * 100))
+    await backend.write_entry("k1", make_entry(body=b"x" * 100))
     data = await backend.responses.read("k1")
     assert data is not None
     await backend.responses.write("k1", data[:-10])
-    assert await backend.get_response("k1") is None
+    assert await backend.read_entry("k1") is None
     assert backend.stats.errors == 1
 
 
 async def test_tampered_signed_entry_is_a_miss(caplog_acc: pytest.LogCaptureFixture) -> None:
     backend = CacheBackend(secret_key="s3cret")
-    await backend.save_response("k1", make_entry(body=b"pay me 10"))
+    await backend.write_entry("k1", make_entry(body=b"pay me 10"))
     data = bytearray(await backend.responses.read("k1") or b"")
     data[-1] ^= 0x01  # "pay me 11"
     await backend.responses.write("k1", bytes(data))
-    assert await backend.get_response("k1") is None
+    assert await backend.read_entry("k1") is None
     assert await backend.responses.read("k1") is None
     assert backend.stats.errors == 1
     assert any("signature" in message for message in acc_warnings(caplog_acc))
@@ -203,9 +204,9 @@ async def test_tampered_signed_entry_is_a_miss(caplog_acc: pytest.LogCaptureFixt
 
 async def test_unsigned_entry_is_a_miss_for_a_signing_backend() -> None:
     stores: dict[str, Any] = {"responses": MemoryCache(), "redirects": MemoryCache()}
-    await CacheBackend(**stores).save_response("k1", make_entry())
+    await CacheBackend(**stores).write_entry("k1", make_entry())
     signing = CacheBackend(secret_key="s3cret", **stores)
-    assert await signing.get_response("k1") is None
+    assert await signing.read_entry("k1") is None
     assert signing.stats.errors == 1
 
 
@@ -213,14 +214,14 @@ async def test_key_rotation_reads_old_entries() -> None:
     stores: dict[str, Any] = {"responses": MemoryCache(), "redirects": MemoryCache()}
     old = CacheBackend(secret_key="old", **stores)
     entry = make_entry()
-    await old.save_response("k1", entry, aliases=["alias"])
+    await old.write_entry("k1", entry, aliases=["alias"])
     rotated = CacheBackend(secret_key=["new", "old"], **stores)
-    assert await rotated.get_response("k1") == entry
-    assert await rotated.get_response("alias") == entry
+    assert await rotated.read_entry("k1") == entry
+    assert await rotated.read_entry("alias") == entry
     # New writes are signed with the new key only.
-    await rotated.save_response("k2", entry)
-    assert await CacheBackend(secret_key="new", **stores).get_response("k2") == entry
-    assert await old.get_response("k2") is None
+    await rotated.write_entry("k2", entry)
+    assert await CacheBackend(secret_key="new", **stores).read_entry("k2") == entry
+    assert await old.read_entry("k2") is None
     assert old.stats.errors == 1
 
 
@@ -236,29 +237,57 @@ async def async_filter(response: CachedResponse) -> bool:
     return b"secret" not in response.body
 
 
+def _sender(body: bytes) -> Any:
+    async def send(request: CacheRequest) -> CachedResponse:
+        return CachedResponse(status=200, reason="OK", url=request.url, method="GET", body=body)
+
+    return send
+
+
 @pytest.mark.parametrize("filter_fn", [sync_filter, async_filter], ids=["sync", "async"])
 async def test_filter_fn_on_write(filter_fn: object) -> None:
     backend = CacheBackend(filter_fn=filter_fn)  # type: ignore[arg-type]
-    assert await backend.save_response("bad", make_entry(body=b"top secret")) is False
-    assert await backend.responses.read("bad") is None
-    public = make_entry(body=b"public")
-    assert await backend.save_response("good", public) is True
-    assert await backend.get_response("good") == public
+    bad = await backend.fetch(CacheRequest("GET", "https://example.com/bad"), _sender(b"secret"))
+    assert bad.stored is False
+    assert bad.response.body == b"secret"
+    assert await backend.responses.size() == 0
+    good = await backend.fetch(CacheRequest("GET", "https://example.com/ok"), _sender(b"public"))
+    assert good.stored is True
     assert await backend.responses.size() == 1
     assert backend.stats.writes == 1
+    assert backend.stats.not_stored == 1
 
 
 @pytest.mark.parametrize("filter_fn", [sync_filter, async_filter], ids=["sync", "async"])
 async def test_filter_fn_on_read(filter_fn: object) -> None:
     stores: dict[str, Any] = {"responses": MemoryCache(), "redirects": MemoryCache()}
     unfiltered = CacheBackend(**stores)
-    secret, public = make_entry(body=b"secret stuff"), make_entry(body=b"public")
-    await unfiltered.save_response("bad", secret)
-    await unfiltered.save_response("good", public)
+    for name, body in (("bad", b"secret stuff"), ("good", b"public")):
+        await unfiltered.fetch(CacheRequest("GET", f"https://example.com/{name}"), _sender(body))
     filtered = CacheBackend(filter_fn=filter_fn, **stores)  # type: ignore[arg-type]
-    assert await filtered.get_response("bad") is None
-    assert await filtered.get_response("good") == public
+    bad = await filtered.fetch(CacheRequest("GET", "https://example.com/bad"), _sender(b"new"))
+    assert (bad.from_cache, bad.response.body) == (False, b"new")  # refused entry: a miss
+    good = await filtered.fetch(CacheRequest("GET", "https://example.com/good"), _sender(b"x"))
+    assert (good.from_cache, good.response.body) == (True, b"public")
     assert filtered.stats.errors == 0  # a filtered entry is a miss, not an error
+
+
+async def test_read_entry_and_write_entry_are_raw_store_operations() -> None:
+    # They are not the cache: no filter_fn, no expire_after, no allowed_codes (fetch has those).
+    backend = CacheBackend(filter_fn=sync_filter, expire_after=0, allowed_codes=(200,))
+    entry = attrs.evolve(make_entry(body=b"top secret"), status=404)
+    assert await backend.write_entry("raw", entry) is True
+    assert await backend.read_entry("raw") == entry
+    assert backend.stats.hits == backend.stats.misses == 0
+
+
+async def test_get_response_and_save_response_are_deprecated_aliases() -> None:
+    backend = CacheBackend()
+    entry = make_entry()
+    with pytest.warns(DeprecationWarning, match="write_entry"):
+        assert await backend.save_response("k", entry) is True
+    with pytest.warns(DeprecationWarning, match="read_entry"):
+        assert await backend.get_response("k") == entry
 
 
 # -- delete --------------------------------------------------------------------------------------
@@ -266,7 +295,7 @@ async def test_filter_fn_on_read(filter_fn: object) -> None:
 
 async def fill(backend: CacheBackend) -> None:
     for name in ("a", "b", "c"):
-        await backend.save_response(
+        await backend.write_entry(
             name, make_entry(f"https://example.com/{name}"), aliases=[f"{name}-alias"]
         )
 
@@ -281,11 +310,15 @@ async def test_delete_keys(store: type[BaseCache]) -> None:
     await fill(backend)
     assert await backend.delete("a", "b", "missing") == 2
     assert await stored_keys(backend.responses) == {"c"}
-    assert await stored_keys(backend.redirects) == {"c-alias"}
-    assert await backend.get_response("a-alias") is None
-    assert await backend.get_response("c-alias") is not None
+    # Deleting by key never walks the aliases: the ones left behind read as misses...
+    assert await stored_keys(backend.redirects) == {"a-alias", "b-alias", "c-alias"}
+    assert await backend.read_entry("a-alias") is None
+    assert await backend.read_entry("c-alias") is not None
     assert await backend.delete() == 0
     assert await stored_keys(backend.responses) == {"c"}
+    # ... until bulk maintenance sweeps them.
+    assert await backend.delete(expired=True) == 0
+    assert await stored_keys(backend.redirects) == {"c-alias"}
 
 
 async def test_delete_expired_from_a_store_without_native_expiry() -> None:
@@ -299,7 +332,7 @@ async def test_delete_expired_from_a_store_without_native_expiry() -> None:
         ("fresh", now + timedelta(hours=1)),
         ("forever", None),
     ):
-        await backend.save_response(
+        await backend.write_entry(
             name,
             make_entry(f"https://example.com/{name}", expires=expires),
             aliases=[f"{name}-alias"],
@@ -319,15 +352,15 @@ async def test_delete_expired_with_a_real_short_ttl() -> None:
     backend = CacheBackend()
     soon = utcnow() + timedelta(seconds=0.05)
     later = utcnow() + timedelta(hours=1)
-    await backend.save_response("short", make_entry(expires=soon), aliases=["short-alias"])
-    await backend.save_response("long", make_entry(expires=later), aliases=["long-alias"])
-    assert await backend.get_response("short-alias") is not None
+    await backend.write_entry("short", make_entry(expires=soon), aliases=["short-alias"])
+    await backend.write_entry("long", make_entry(expires=later), aliases=["long-alias"])
+    assert await backend.read_entry("short-alias") is not None
     await asyncio.sleep(0.1)
     assert await backend.delete(expired=True) == 1
     assert await stored_keys(backend.responses) == {"long"}
     assert await stored_keys(backend.redirects) == {"long-alias"}
-    assert await backend.get_response("short-alias") is None
-    assert await backend.get_response("long-alias") is not None
+    assert await backend.read_entry("short-alias") is None
+    assert await backend.read_entry("long-alias") is not None
 
 
 @pytest.mark.parametrize("store", [MemoryCache, DictCache])
@@ -341,7 +374,7 @@ async def test_delete_older_than(store: type[BaseCache], older_than: timedelta |
         ("recent", timedelta(minutes=5)),
         ("new", timedelta(0)),
     ):
-        await backend.save_response(
+        await backend.write_entry(
             name,
             make_entry(f"https://example.com/{name}", created_at=now - age),
             aliases=[f"{name}-alias"],
@@ -371,7 +404,7 @@ async def test_delete_urls(store: type[BaseCache]) -> None:
         "other": make_entry(other),
     }
     for name, entry in entries.items():
-        await backend.save_response(name, entry, aliases=[f"{name}-alias"])
+        await backend.write_entry(name, entry, aliases=[f"{name}-alias"])
     # Matched after normalisation: host case, default port, fragment do not matter.
     assert await backend.delete(urls=["HTTPS://Example.com:443/items#top"]) == 3
     assert await stored_keys(backend.responses) == {"query", "other"}
@@ -384,8 +417,8 @@ async def test_delete_urls(store: type[BaseCache]) -> None:
 async def test_delete_urls_with_ignored_params() -> None:
     # Stored URLs have ignored parameters redacted; the URL a user passes has the value.
     backend = CacheBackend(ignored_params=["token"])
-    await backend.save_response("k1", make_entry("https://example.com/p?a=1&token=REDACTED"))
-    await backend.save_response("k2", make_entry("https://example.com/p?a=2&token=REDACTED"))
+    await backend.write_entry("k1", make_entry("https://example.com/p?a=1&token=REDACTED"))
+    await backend.write_entry("k2", make_entry("https://example.com/p?a=2&token=REDACTED"))
     assert await backend.delete(urls=["https://example.com/p?token=abc&a=1"]) == 1
     assert await stored_keys(backend.responses) == {"k2"}
 
@@ -395,8 +428,8 @@ async def test_delete_url_and_has_url() -> None:
     key = backend.url_key(URL)
     assert key == backend.create_key(CacheRequest("GET", URL))
     assert await backend.has_url(URL) is False
-    await backend.save_response(key, make_entry())
-    await backend.save_response(backend.url_key(URL, "HEAD"), make_entry(method="HEAD"))
+    await backend.write_entry(key, make_entry())
+    await backend.write_entry(backend.url_key(URL, "HEAD"), make_entry(method="HEAD"))
     assert await backend.has_url(URL) is True
     assert await backend.has_url("https://EXAMPLE.com/items#x") is True  # normalised
     assert await backend.has_url("https://example.com/elsewhere") is False
@@ -411,21 +444,21 @@ async def test_delete_url_and_has_url() -> None:
 async def test_delete_url_of_a_redirected_url() -> None:
     backend = CacheBackend()
     start, final = "https://example.com/start", "https://example.com/final"
-    await backend.save_response(
+    await backend.write_entry(
         backend.url_key(final), make_entry(final), aliases=[backend.url_key(start)]
     )
     assert await backend.has_url(start) is True
     await backend.delete_url(start)
     assert await backend.has_url(start) is False
-    assert await backend.get_response(backend.url_key(start)) is None
+    assert await backend.read_entry(backend.url_key(start)) is None
     assert await backend.has_url(final) is True
 
 
 async def test_urls_are_distinct_and_skip_unreadable_entries() -> None:
     backend = CacheBackend()
-    await backend.save_response("1", make_entry(URL))
-    await backend.save_response("2", make_entry(URL, method="HEAD"))
-    await backend.save_response("3", make_entry("https://example.com/other"))
+    await backend.write_entry("1", make_entry(URL))
+    await backend.write_entry("2", make_entry(URL, method="HEAD"))
+    await backend.write_entry("3", make_entry("https://example.com/other"))
     await backend.responses.write("4", b"garbage")
     urls = [url async for url in backend.urls()]
     assert sorted(urls) == [URL, "https://example.com/other"]
@@ -438,7 +471,7 @@ async def test_clear() -> None:
     await backend.clear()
     assert await backend.responses.size() == 0
     assert await backend.redirects.size() == 0
-    assert await backend.get_response("a-alias") is None
+    assert await backend.read_entry("a-alias") is None
 
 
 # -- close -----------------------------------------------------------------------------------------
@@ -458,19 +491,19 @@ async def test_close_is_idempotent_and_closes_both_stores() -> None:
 
 async def test_async_context_manager_closes() -> None:
     async with CacheBackend() as backend:
-        await backend.save_response("k", make_entry())
+        await backend.write_entry("k", make_entry())
     assert backend.closed is True
     assert backend.responses.closed is True
 
 
 async def test_use_after_close_raises_backend_error() -> None:
     backend = CacheBackend()
-    await backend.save_response("k", make_entry())
+    await backend.write_entry("k", make_entry())
     await backend.close()
     with pytest.raises(BackendError):
-        await backend.get_response("k")
+        await backend.read_entry("k")
     with pytest.raises(BackendError):
-        await backend.save_response("k", make_entry())
+        await backend.write_entry("k", make_entry())
     with pytest.raises(BackendError):
         await backend.delete("k")
     with pytest.raises(BackendError):
@@ -490,11 +523,11 @@ async def test_use_after_close_raises_backend_error() -> None:
 
 async def test_fail_open(caplog_acc: pytest.LogCaptureFixture) -> None:
     backend = CacheBackend(responses=BrokenCache(), redirects=BrokenCache())
-    assert await backend.get_response("k") is None
+    assert await backend.read_entry("k") is None
     assert backend.stats.errors == 1
-    assert await backend.save_response("k", make_entry()) is False
+    assert await backend.write_entry("k", make_entry()) is False
     assert backend.stats.errors == 2
-    assert await backend.get_response("k") is None
+    assert await backend.read_entry("k") is None
     assert backend.stats.errors == 3
     assert backend.stats.writes == 0
     warnings = acc_warnings(caplog_acc)
@@ -507,18 +540,18 @@ async def test_warning_once_per_outage_after_a_recovered_read(
 ) -> None:
     responses = BrokenCache()
     backend = CacheBackend(responses=responses, redirects=MemoryCache())
-    assert await backend.get_response("k") is None
-    assert await backend.get_response("k") is None
+    assert await backend.read_entry("k") is None
+    assert await backend.read_entry("k") is None
     assert len(acc_warnings(caplog_acc)) == 1
     responses.broken = False
-    assert await backend.save_response("k", make_entry()) is True
-    assert await backend.get_response("k") is not None
+    assert await backend.write_entry("k", make_entry()) is True
+    assert await backend.read_entry("k") is not None
     recovered = acc_warnings(caplog_acc)
     assert len(recovered) == 2
     assert "working again" in recovered[1]
     responses.broken = True
-    assert await backend.get_response("k") is None
-    assert await backend.get_response("k") is None
+    assert await backend.read_entry("k") is None
+    assert await backend.read_entry("k") is None
     assert len(acc_warnings(caplog_acc)) == 3  # a new outage is reported again
     assert backend.stats.errors == 4
 
@@ -528,13 +561,13 @@ async def test_warning_once_per_outage_after_a_recovered_write(
 ) -> None:
     responses = BrokenCache()
     backend = CacheBackend(responses=responses, redirects=MemoryCache())
-    assert await backend.save_response("k", make_entry()) is False
-    assert await backend.save_response("k", make_entry()) is False
+    assert await backend.write_entry("k", make_entry()) is False
+    assert await backend.write_entry("k", make_entry()) is False
     assert len(acc_warnings(caplog_acc)) == 1
     responses.broken = False
-    assert await backend.save_response("k", make_entry()) is True
+    assert await backend.write_entry("k", make_entry()) is True
     responses.broken = True
-    assert await backend.save_response("k", make_entry()) is False
+    assert await backend.write_entry("k", make_entry()) is False
     messages = acc_warnings(caplog_acc)
     assert len(messages) == 3
     assert "working again" in messages[1]
@@ -544,10 +577,10 @@ async def test_warning_once_per_outage_after_a_recovered_write(
 async def test_strict_raises_backend_unavailable(caplog_acc: pytest.LogCaptureFixture) -> None:
     backend = CacheBackend(responses=BrokenCache(), redirects=BrokenCache(), strict=True)
     with pytest.raises(BackendUnavailable) as read_error:
-        await backend.get_response("k")
+        await backend.read_entry("k")
     assert isinstance(read_error.value.__cause__, ConnectionError)
     with pytest.raises(BackendUnavailable):
-        await backend.save_response("k", make_entry())
+        await backend.write_entry("k", make_entry())
     assert isinstance(read_error.value, BackendError)
     assert backend.stats.errors == 2
     assert acc_warnings(caplog_acc) == []
@@ -634,8 +667,8 @@ async def test_an_entry_too_large_for_the_store_is_not_stored_nor_a_failure(
     strict: bool, caplog_acc: pytest.LogCaptureFixture
 ) -> None:
     backend = CacheBackend(responses=SmallStore(), strict=strict)
-    assert await backend.save_response("k", make_entry()) is False
-    assert await backend.get_response("k") is None
+    assert await backend.write_entry("k", make_entry()) is False
+    assert await backend.read_entry("k") is None
     assert backend.stats.writes == 0
     assert backend.stats.errors == 0
     assert not caplog_acc.records  # the store says why; the façade reports no outage

@@ -60,9 +60,9 @@ class CopyingCache(MemoryCache):
 
 async def test_hits_on_an_in_process_store_decode_once() -> None:
     backend = CountingCodecBackend()
-    await backend.save_response("k", make_entry())
-    first = await backend.get_response("k")
-    second = await backend.get_response("k")
+    await backend.write_entry("k", make_entry())
+    first = await backend.read_entry("k")
+    second = await backend.read_entry("k")
     assert first == second == make_entry()
     assert second is first
     assert backend.decodes == 1
@@ -70,18 +70,18 @@ async def test_hits_on_an_in_process_store_decode_once() -> None:
 
 async def test_a_rewrite_is_decoded_again() -> None:
     backend = CountingCodecBackend()
-    await backend.save_response("k", make_entry(b"old"))
-    assert (await backend.get_response("k")).body == b"old"  # type: ignore[union-attr]
-    await backend.save_response("k", make_entry(b"new"))
-    assert (await backend.get_response("k")).body == b"new"  # type: ignore[union-attr]
+    await backend.write_entry("k", make_entry(b"old"))
+    assert (await backend.read_entry("k")).body == b"old"  # type: ignore[union-attr]
+    await backend.write_entry("k", make_entry(b"new"))
+    assert (await backend.read_entry("k")).body == b"new"  # type: ignore[union-attr]
     assert backend.decodes == 2
 
 
 async def test_equal_but_different_bytes_are_decoded_again() -> None:
     backend = CountingCodecBackend(responses=CopyingCache())
-    await backend.save_response("k", make_entry())
-    await backend.get_response("k")
-    await backend.get_response("k")
+    await backend.write_entry("k", make_entry())
+    await backend.read_entry("k")
+    await backend.read_entry("k")
     assert backend.decodes == 2
 
 
@@ -90,21 +90,21 @@ async def test_entries_read_from_other_stores_are_not_remembered() -> None:
         returns_stored_objects = False
 
     backend = CountingCodecBackend(responses=Remote())
-    await backend.save_response("k", make_entry())
-    await backend.get_response("k")
-    await backend.get_response("k")
+    await backend.write_entry("k", make_entry())
+    await backend.read_entry("k")
+    await backend.read_entry("k")
     assert backend.decodes == 2
     assert backend._decoded is None
 
 
 async def test_a_tampered_rewrite_is_still_checked() -> None:
     backend = CacheBackend(secret_key="s3cret")
-    await backend.save_response("k", make_entry())
-    assert await backend.get_response("k") is not None
+    await backend.write_entry("k", make_entry())
+    assert await backend.read_entry("k") is not None
     data = await backend.responses.read("k")
     assert data is not None
     await backend.responses.write("k", data[:-1] + bytes([data[-1] ^ 1]))
-    assert await backend.get_response("k") is None
+    assert await backend.read_entry("k") is None
     assert backend.stats.errors == 1
 
 
@@ -138,9 +138,9 @@ async def test_near_cache_wraps_both_stores_and_serves_repeated_reads_locally() 
     assert isinstance(backend.redirects, NearCache)
     assert backend.responses.inner is inner_responses
     assert backend.responses.max_entries == 10
-    await backend.save_response("k", make_entry(), aliases=["alias"])
+    await backend.write_entry("k", make_entry(), aliases=["alias"])
     await inner_responses.clear()  # behind the near cache's back, as another process would
-    assert await backend.get_response("k") == make_entry()  # served from process memory
+    assert await backend.read_entry("k") == make_entry()  # served from process memory
     assert backend.responses.local_hits == 1
 
 

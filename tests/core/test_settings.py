@@ -136,6 +136,12 @@ INVALID: list[tuple[str, Any]] = [
     ("responses", MemoryCache),
     ("redirects", {}),
     ("redirects", NotAStore()),
+    ("clock", "now"),
+    ("clock", 1700000000),
+    ("refresh_close_timeout", -1),
+    ("refresh_close_timeout", "5"),
+    ("refresh_close_timeout", True),
+    ("refresh_close_timeout", float("nan")),
 ]
 
 

@@ -61,15 +61,15 @@ def test_vary_record_round_trip_and_aliases() -> None:
 async def test_variants_are_stored_apart_and_found_by_request_headers() -> None:
     backend = CacheBackend(cache_control=True)
     vary = ("Vary", "Accept")
-    assert await backend.save_response("k", entry(vary, body=b"json"), request_headers=JSON)
-    assert await backend.save_response("k", entry(vary, body=b"html"), request_headers=HTML)
-    found_json = await backend.get_response("k", request_headers=JSON)
-    found_html = await backend.get_response("k", request_headers=HTML)
+    assert await backend.write_entry("k", entry(vary, body=b"json"), request_headers=JSON)
+    assert await backend.write_entry("k", entry(vary, body=b"html"), request_headers=HTML)
+    found_json = await backend.read_entry("k", request_headers=JSON)
+    found_html = await backend.read_entry("k", request_headers=HTML)
     assert found_json is not None
     assert found_json.body == b"json"
     assert found_html is not None
     assert found_html.body == b"html"
-    assert await backend.get_response("k", request_headers=()) is None
+    assert await backend.read_entry("k", request_headers=()) is None
     assert await backend.responses.contains("k") is False  # only variants
     record = decode_vary_record(await backend.redirects.read("k") or b"")
     assert record is not None
@@ -85,38 +85,38 @@ async def test_a_plain_hit_reads_the_store_once() -> None:
             return await super().read(key)
 
     backend = CacheBackend(cache_control=True, responses=CountingCache(), redirects=CountingCache())
-    await backend.save_response("plain", entry())
+    await backend.write_entry("plain", entry())
     CountingCache.reads = 0
-    assert await backend.get_response("plain") is not None
+    assert await backend.read_entry("plain") is not None
     assert CountingCache.reads == 1
 
 
 async def test_vary_is_ignored_without_cache_control() -> None:
     backend = CacheBackend()
-    await backend.save_response("k", entry(("Vary", "Accept")), request_headers=JSON)
+    await backend.write_entry("k", entry(("Vary", "Accept")), request_headers=JSON)
     assert await backend.responses.contains("k") is True
-    assert await backend.get_response("k", request_headers=HTML) is not None
+    assert await backend.read_entry("k", request_headers=HTML) is not None
 
 
 async def test_invalidate_and_delete_remove_every_variant() -> None:
     for remove in ("invalidate", "delete"):
         backend = CacheBackend(cache_control=True)
         for headers in (JSON, HTML):
-            await backend.save_response("k", entry(("Vary", "Accept")), request_headers=headers)
-        await backend.save_response("other", entry())
+            await backend.write_entry("k", entry(("Vary", "Accept")), request_headers=headers)
+        await backend.write_entry("other", entry())
         if remove == "invalidate":
             await backend.invalidate(["k"])
         else:
             assert await backend.delete("k") == 2
-        assert await backend.get_response("k", request_headers=JSON) is None
-        assert await backend.get_response("k", request_headers=HTML) is None
+        assert await backend.read_entry("k", request_headers=JSON) is None
+        assert await backend.read_entry("k", request_headers=HTML) is None
         assert await backend.responses.size() == 1
         assert await backend.redirects.size() == 0
 
 
 async def test_invalidate_follows_a_redirect_alias() -> None:
     backend = CacheBackend()
-    await backend.save_response("start", entry(), aliases=["final"])
+    await backend.write_entry("start", entry(), aliases=["final"])
     await backend.invalidate(["final"])
     assert await backend.responses.size() == 0
     assert await backend.redirects.size() == 0
@@ -127,15 +127,15 @@ async def test_storage_keeps_an_entry_with_validators_past_its_expiry() -> None:
     backend = CacheBackend()
     stale_etag = entry(("ETag", '"e"'), expires=now - timedelta(seconds=1))
     stale_plain = entry(expires=now - timedelta(seconds=1))
-    await backend.save_response("etag", stale_etag)
-    await backend.save_response("plain", stale_plain)
+    await backend.write_entry("etag", stale_etag)
+    await backend.write_entry("plain", stale_plain)
     # The plain one is past its storage expiry at once; the one with a validator stays.
-    assert await backend.get_response("plain") is None
-    assert await backend.get_response("etag") == stale_etag
+    assert await backend.read_entry("plain") is None
+    assert await backend.read_entry("etag") == stale_etag
     assert await backend.delete(expired=True) == 0
     old = entry(("ETag", '"e"'), expires=now - REVALIDATION_RETENTION - timedelta(seconds=5))
-    await backend.save_response("old", old)
-    assert await backend.get_response("old") is None
+    await backend.write_entry("old", old)
+    assert await backend.read_entry("old") is None
 
 
 @pytest.mark.parametrize(

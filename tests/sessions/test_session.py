@@ -576,7 +576,7 @@ class _OtherProcessFetched(CacheBackend):
     async def fetch_lock(self, key):
         self.locked.append(key)
         if self.prepared is not None:
-            await self.save_response(key, self.prepared)
+            await self.write_entry(key, self.prepared)
             yield True
         else:
             yield False
@@ -589,7 +589,7 @@ async def test_fetch_lock_wraps_each_leader_fetch_and_a_wait_means_look_again(or
         assert first.from_cache is False
         assert backend.locked == [first.cache_key]
         assert first.cache_key is not None
-        entry = await backend.get_response(first.cache_key)
+        entry = await backend.read_entry(first.cache_key)
         await backend.clear()
         backend.prepared = entry
         second = await session.get(origin("/json"))

@@ -113,7 +113,7 @@ async def test_the_facade_passes_the_entry_expiry_to_redis(redis_url: str, raw: 
             body=b"x",
             expires=utcnow() + timedelta(seconds=60),
         )
-        assert await cache.save_response("key", entry)
+        assert await cache.write_entry("key", entry)
         assert 55_000 < await raw.pttl(f"{cache.cache_name}:responses:key") <= 60_000
         await cache.clear()
 

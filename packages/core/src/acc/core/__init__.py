@@ -16,6 +16,7 @@ from acc.core.errors import (
     EntryTooLarge,
 )
 from acc.core.expiration import DO_NOT_CACHE, NEVER_EXPIRE, ExpirationTime
+from acc.core.flow.outcome import CacheResult
 from acc.core.keys import CacheRequest
 from acc.core.models import CachedResponse, RedirectHop
 from acc.core.stats import CacheStats
@@ -31,6 +32,7 @@ __all__ = [
     "BaseCache",
     "CacheBackend",
     "CacheRequest",
+    "CacheResult",
     "CacheStats",
     "CachedResponse",
     "ConfigError",

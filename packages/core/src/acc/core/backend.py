@@ -1,10 +1,17 @@
 """The façade users talk to: :class:`CacheBackend`.
 
-A backend joins the policy (:mod:`acc.core.http.policy`), the codec, the key function and two
-stores behind the storage port: ``responses`` (entries by cache key) and ``redirects``
-(aliases: the key of a URL that redirected, or was redirected to, mapped to the key
-its response is stored under). Backend packages subclass it only to build their stores;
-everything a user calls lives here, so it behaves the same on every backend.
+A backend joins the request flow (:mod:`acc.core.flow`), the policy
+(:mod:`acc.core.http.policy`), the codec, the key function and two stores behind the
+storage port: ``responses`` (entries by cache key) and ``redirects`` (aliases: the key of
+a URL that redirected, or was redirected to, mapped to the key its response is stored
+under). Backend packages subclass it only to build their stores; everything a user calls
+lives here, so it behaves the same on every backend.
+
+:meth:`CacheBackend.fetch` is the cache for any HTTP client: give it a request and a
+``send`` coroutine, and every setting applies exactly as through a client binding.
+:meth:`~CacheBackend.read_entry` and :meth:`~CacheBackend.write_entry` are the raw entry
+operations underneath (codec, signature, Vary and aliases, no policy): they are what the
+flow uses, and what tools that copy or inspect entries use.
 
 The cache is an optimisation, so storage failures fail open: the operation is treated
 as a miss (or a skipped write), ``stats.errors`` grows and a warning is logged once per
@@ -13,9 +20,8 @@ outage. With ``strict=True`` they raise :class:`BackendUnavailable` instead.
 
 from __future__ import annotations
 
-import inspect
 import logging
-import time
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import datetime, timedelta
@@ -26,6 +32,11 @@ from acc.core.codec import Codec, DecodeError
 from acc.core.errors import BackendError, BackendUnavailable, ConfigError, EntryTooLarge
 from acc.core.expiration import NEVER_EXPIRE, ExpirationTime
 from acc.core.flow.coalesce import SingleFlight
+from acc.core.flow.driver import RequestFlow
+from acc.core.flow.outcome import CacheResult
+from acc.core.flow.refresh import BackgroundRefreshes
+from acc.core.flow.send import SendCallable, SendExchange
+from acc.core.http.decisions import UNSET, RequestOptions, _Unset
 from acc.core.http.policy import entry_storage_expiry
 from acc.core.http.vary import (
     VaryRecord,
@@ -47,13 +58,8 @@ __all__ = ["CacheBackend"]
 
 logger = logging.getLogger("acc")
 _T = TypeVar("_T")
-
-
-class _Default:
-    __slots__ = ()
-
-
-_DEFAULT = _Default()
+_SWEEP_BATCH = 100
+"""Alias targets checked per ``read_many`` when maintenance sweeps dangling aliases."""
 
 
 def _past_storage_expiry(entry: CachedResponse, settings: CacheSettings, now: datetime) -> bool:
@@ -133,6 +139,11 @@ class CacheBackend:
             failing open.
         responses: The store for entries (default: a new :class:`MemoryCache`).
         redirects: The store for redirect aliases (default: a new :class:`MemoryCache`).
+        clock: A function returning the current time as an aware UTC ``datetime``
+            (default: the system clock). Every freshness decision reads it, so tests
+            can move time instead of sleeping.
+        refresh_close_timeout: Seconds :meth:`close` waits for background refreshes
+            (stale-while-revalidate) started through :meth:`fetch` before cancelling them.
         near_cache: Keep recently used entries of a remote store in process memory
             (:class:`~acc.core.storage.near.NearCache`): ``True`` with the default bounds, or a
             mapping of ``max_entries``, ``max_bytes`` and ``max_age`` (seconds a local
@@ -166,6 +177,8 @@ class CacheBackend:
         responses: BaseCache | None = None,
         redirects: BaseCache | None = None,
         near_cache: bool | Mapping[str, float] = False,
+        clock: Callable[[], datetime] | None = None,
+        refresh_close_timeout: float = 5.0,
     ) -> None:
         self.settings = CacheSettings.build(
             cache_name=cache_name,
@@ -197,8 +210,23 @@ class CacheBackend:
             self.redirects = _near(self.redirects, **near)
         # Entries decoded from an in-process store's bytes, reused while it returns them.
         self._decoded = DecodedMemo() if self.responses.returns_stored_objects else None
+        if clock is not None and not callable(clock):
+            raise ConfigError("clock", f"expected a callable returning a datetime, not {clock!r}")
+        self._clock: Callable[[], datetime] = clock or utcnow
+        if (
+            isinstance(refresh_close_timeout, bool)
+            or not isinstance(refresh_close_timeout, (int, float))
+            or not refresh_close_timeout >= 0
+        ):
+            raise ConfigError(
+                "refresh_close_timeout",
+                f"expected seconds >= 0, not {refresh_close_timeout!r}",
+            )
+        self.refresh_close_timeout = float(refresh_close_timeout)
         self.stats = CacheStats()
         self.inflight = SingleFlight()
+        self.flow = RequestFlow(self)
+        self.refreshes = BackgroundRefreshes()
         self._closed = False
         self._in_outage = False
 
@@ -208,6 +236,10 @@ class CacheBackend:
     def cache_name(self) -> str:
         """The namespace of this cache in its storage."""
         return self.settings.cache_name
+
+    def now(self) -> datetime:
+        """The current time by this cache's clock (aware UTC)."""
+        return self._clock()
 
     @property
     def closed(self) -> bool:
@@ -237,6 +269,67 @@ class CacheBackend:
         from acc.core.registry import default_from_url  # reads entry points: on first use
 
         return default_from_url(cls, url, options)
+
+    # -- the cache for any client -----------------------------------------------------------
+
+    async def fetch(
+        self,
+        request: CacheRequest,
+        send: SendCallable,
+        *,
+        expire_after: ExpirationTime | _Unset = UNSET,
+        refresh: bool = False,
+        force_refresh: bool = False,
+        only_if_cached: bool = False,
+    ) -> CacheResult:
+        """Answer ``request`` from the cache, or through ``send`` and store the answer.
+
+        This is the whole cache for any HTTP client: lookup, freshness, revalidation,
+        Vary, stale windows, coalescing, storing, invalidation after unsafe methods, stats
+        and logging, with every setting of this backend applied exactly as through a
+        client binding (see :mod:`acc.core.flow.driver`).
+
+        Args:
+            request: The request; its key is made from it.
+            send: ``async def send(request: CacheRequest) -> CachedResponse``, which
+                performs the request with any client and returns the response, body read.
+                When the flow revalidates, the request it gets carries ``If-None-Match``
+                and/or ``If-Modified-Since``, and it may return a ``304``. Any exception
+                it raises is a failed fetch (stale-if-error may answer it).
+            expire_after: The expiration for this response, overriding the settings.
+            refresh: Revalidate the stored entry before using it.
+            force_refresh: Ignore the stored entry, fetch, and store the new response.
+            only_if_cached: Never call ``send``; a miss is a ``504`` response.
+
+        Returns:
+            The response and how it was obtained (``from_cache``, ``revalidated``,
+            ``stale``, ``cache_key``, ``stored``).
+
+        Raises:
+            ConfigError: An invalid ``expire_after``.
+        """
+        self._check_open()
+        if not isinstance(request, CacheRequest):
+            raise TypeError(f"request must be an acc.core.CacheRequest, not {request!r}")
+        options = RequestOptions.build(
+            expire_after=expire_after,
+            refresh=refresh,
+            force_refresh=force_refresh,
+            only_if_cached=only_if_cached,
+        )
+        outcome = await self.flow.run(
+            request, SendExchange(request, send), options, refreshes=self.refreshes
+        )
+        response = outcome.entry if outcome.entry is not None else outcome.live
+        assert response is not None
+        return CacheResult(
+            response=response,
+            from_cache=outcome.from_cache,
+            revalidated=outcome.revalidated,
+            stale=outcome.stale,
+            cache_key=outcome.cache_key,
+            stored=outcome.stored,
+        )
 
     # -- keys -----------------------------------------------------------------------------
 
@@ -289,16 +382,18 @@ class CacheBackend:
 
     # -- reading and writing entries --------------------------------------------------------
 
-    async def get_response(
+    async def read_entry(
         self, key: str, *, request_headers: HeaderPairs = ()
     ) -> CachedResponse | None:
-        """Return the entry under ``key`` (or under the key it aliases), or ``None``.
+        """Return the entry stored under ``key`` (or under the key it aliases), or ``None``.
 
-        A miss on ``responses`` looks in ``redirects``: an alias names the key the entry
-        is stored under; a vary record names the request headers that select a variant
-        (see :mod:`acc.core.http.vary`), which ``request_headers`` give values to. An entry
-        that cannot be decoded is deleted and counted in ``stats.errors``; an entry
-        rejected by ``filter_fn`` is a miss. Neither raises.
+        A raw entry operation, not the cache: no freshness, no ``filter_fn``, no stats of
+        hits (use :meth:`fetch`, or a client binding, for that). A miss on ``responses``
+        looks in ``redirects``: an alias names the key the entry is stored under; a vary
+        record names the request headers that select a variant (see
+        :mod:`acc.core.http.vary`), which ``request_headers`` give values to. An entry that
+        cannot be decoded is deleted and counted in ``stats.errors``; it reads as
+        ``None``, never an exception.
         """
         self._check_open()
         try:
@@ -331,20 +426,23 @@ class CacheBackend:
                 return None
             if memo is not None:
                 memo.put(key, data, entry)
-        if self.settings.filter_fn is not None and not await self._passes_filter(entry):
-            return None
         return entry
 
-    async def save_response(
+    async def write_entry(
         self,
         key: str,
         entry: CachedResponse,
         *,
         aliases: Iterable[str] = (),
         request_headers: HeaderPairs = (),
-        keep_until: datetime | _Default | None = _DEFAULT,
+        keep_until: datetime | _Unset | None = UNSET,
     ) -> bool:
-        """Store ``entry`` under ``key`` and point ``aliases`` at it.
+        """Store ``entry`` under ``key`` as it is, and point ``aliases`` at it.
+
+        A raw entry operation, not the cache: ``expire_after``, ``allowed_codes``,
+        ``filter_fn`` and the other settings that decide *whether* to store are the
+        flow's (:meth:`fetch`); this writes what it is given, with ``entry.expires`` as
+        its freshness.
 
         With ``cache_control=True``, an entry whose response has ``Vary`` is stored under
         the variant key that ``request_headers`` select, and ``key`` gets a vary record
@@ -360,12 +458,11 @@ class CacheBackend:
                 by default worked out from the entry by the same rules.
 
         Returns:
-            Whether the entry was stored (``filter_fn`` or a storage failure may prevent it).
+            Whether the entry was stored (a storage failure, or a store refusing a value
+            too large for it, may prevent it).
         """
         self._check_open()
-        if self.settings.filter_fn is not None and not await self._passes_filter(entry):
-            return False
-        if isinstance(keep_until, _Default):
+        if isinstance(keep_until, _Unset):
             keep_until = entry_storage_expiry(entry, self.settings)
         expires_at = None if keep_until is None else keep_until.timestamp()
         names = varying_headers(entry.headers) if self.settings.cache_control else ()
@@ -426,12 +523,35 @@ class CacheBackend:
         except Exception as exc:
             self._storage_failed("delete", exc)
 
-    async def _passes_filter(self, entry: CachedResponse) -> bool:
-        assert self.settings.filter_fn is not None
-        result = self.settings.filter_fn(entry)
-        if inspect.isawaitable(result):
-            result = await result
-        return bool(result)
+    async def get_response(
+        self, key: str, *, request_headers: HeaderPairs = ()
+    ) -> CachedResponse | None:
+        """Deprecated: the raw read is :meth:`read_entry`; the cache is :meth:`fetch`."""
+        warnings.warn(
+            "CacheBackend.get_response() is deprecated: it is the raw read_entry(), which "
+            "applies no freshness or filter; use fetch() (or a client binding) for the cache",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return await self.read_entry(key, request_headers=request_headers)
+
+    async def save_response(
+        self,
+        key: str,
+        entry: CachedResponse,
+        *,
+        aliases: Iterable[str] = (),
+        request_headers: HeaderPairs = (),
+    ) -> bool:
+        """Deprecated: the raw write is :meth:`write_entry`; the cache is :meth:`fetch`."""
+        warnings.warn(
+            "CacheBackend.save_response() is deprecated: it is the raw write_entry(), which "
+            "applies no expire_after, allowed_codes or filter; use fetch() (or a client "
+            "binding) for the cache",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return await self.write_entry(key, entry, aliases=aliases, request_headers=request_headers)
 
     async def _delete_quietly(self, key: str) -> None:
         try:
@@ -485,14 +605,15 @@ class CacheBackend:
                 if record is not None:
                     doomed.update(record.variants)
         deleted = 0
-        now = utcnow()
+        now = self.now()
+        ignored = self.settings.ignored_params
+        wanted_urls = {normalize_url(u, ignored) for u in urls} if urls else set()
+        bulk = expired or older_than is not None or bool(wanted_urls)
         if expired:
-            native = await self.responses.delete_expired(time.time())
+            native = await self.responses.delete_expired(now.timestamp())
             if native is not None:
                 deleted += native
                 expired = False
-        ignored = self.settings.ignored_params
-        wanted_urls = {normalize_url(u, ignored) for u in urls} if urls else set()
         if expired or older_than is not None or wanted_urls:
             cutoff = now - older_than if older_than is not None else None
             async for key, data in self.responses.items():
@@ -514,19 +635,33 @@ class CacheBackend:
         if keys:
             # A key given may itself be an alias (the URL a redirect started from).
             await self.redirects.bulk_delete(keys)
-        await self._delete_dangling_aliases(doomed)
+        if bulk:
+            # Bulk maintenance walks the aliases once; deleting keys alone never does (an
+            # alias left pointing at a deleted entry reads as a miss until swept).
+            await self._delete_dangling_aliases(doomed)
         return deleted
 
     async def _delete_dangling_aliases(self, doomed: set[str]) -> None:
-        """Delete the aliases whose target is in ``doomed``, and vary records left empty."""
-        dangling = []
+        """Delete aliases and vary records that lead to no entry any more.
+
+        An alias is dangling when its target is in ``doomed`` or no longer stored (it was
+        deleted by key, or expired natively); a vary record, when none of its variants is
+        left. Targets are checked in batches with one ``read_many`` each.
+        """
+        leads: list[tuple[str, tuple[str, ...]]] = []
         async for key, target in self.redirects.items():
             record = decode_vary_record(target)
             if record is None:
-                if target.decode("utf-8", "replace") in doomed:
-                    dangling.append(key)
-            elif record.variants and set(record.variants) <= doomed:
-                dangling.append(key)
+                leads.append((key, (target.decode("utf-8", "replace"),)))
+            else:
+                leads.append((key, record.variants))
+        unknown = sorted({t for _key, targets in leads for t in targets} - doomed)
+        present: set[str] = set()
+        for start in range(0, len(unknown), _SWEEP_BATCH):
+            batch = unknown[start : start + _SWEEP_BATCH]
+            found = await self.responses.read_many(batch)
+            present.update(k for k, value in zip(batch, found, strict=True) if value is not None)
+        dangling = [key for key, targets in leads if not present.intersection(targets)]
         if dangling:
             await self.redirects.bulk_delete(dangling)
 
@@ -535,7 +670,11 @@ class CacheBackend:
         return self.create_key(CacheRequest(method=method, url=url))
 
     async def delete_url(self, url: str, method: str = "GET") -> None:
-        """Delete the entry of a plain ``method`` request for ``url``."""
+        """Delete the entry of a plain ``method`` request for ``url``.
+
+        It touches only that key, its variants and its own alias; aliases of other URLs
+        that pointed at it read as misses and go in the next ``delete(expired=True)``.
+        """
         await self.delete(self.url_key(url, method))
 
     async def has_url(self, url: str, method: str = "GET") -> bool:
@@ -562,7 +701,10 @@ class CacheBackend:
         if self._closed:
             return
         self._closed = True
-        await self.responses.close()
+        try:
+            await self.refreshes.close(self.refresh_close_timeout)
+        finally:
+            await self.responses.close()
         await self.redirects.close()
 
     async def __aenter__(self: _T) -> _T:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any, Final
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -285,7 +285,3 @@ def redact_headers(headers: HeaderPairs, ignored_params: frozenset[str]) -> Head
     """Return request headers with credentials and ignored names' values redacted."""
     hidden = CREDENTIAL_HEADERS | {name.lower() for name in ignored_params}
     return tuple((n, REDACTED if n.lower() in hidden else v) for n, v in headers)
-
-
-KeyFunction = Callable[[CacheRequest], str]
-"""The signature of a custom ``key_fn``."""

@@ -18,6 +18,15 @@ class CacheStats:
         errors: Storage failures and unreadable entries (corrupt, tampered, unknown
             version), each of which was treated as a miss.
         revalidations: Conditional requests answered ``304 Not Modified``.
+        stale: Hits served stale (stale-while-revalidate, stale-if-error, a request's
+            ``max-stale``); counted in ``hits`` too.
+        not_stored: Responses from the network the cache decided not to keep (the
+            DEBUG log line says why); counted in ``misses`` too.
+        bypassed: Requests the cache left alone (a method not in ``allowed_methods``,
+            a body that cannot be keyed, a disabled session).
+        gateway_timeouts: ``only_if_cached`` requests answered ``504``.
+        invalidations: Successful unsafe requests that invalidated their target's
+            entries (RFC 9111 §4.4).
     """
 
     hits: int = 0
@@ -25,10 +34,16 @@ class CacheStats:
     writes: int = 0
     errors: int = 0
     revalidations: int = 0
+    stale: int = 0
+    not_stored: int = 0
+    bypassed: int = 0
+    gateway_timeouts: int = 0
+    invalidations: int = 0
 
     def reset(self) -> None:
         """Set every counter back to zero."""
-        self.hits = self.misses = self.writes = self.errors = self.revalidations = 0
+        for field in attrs.fields(CacheStats):
+            setattr(self, field.name, 0)
 
     def as_dict(self) -> dict[str, int]:
         """The counters as a plain dict."""

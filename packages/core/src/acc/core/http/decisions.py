@@ -13,12 +13,12 @@ from typing import Final
 
 import attrs
 
-from acc.core.expiration import ExpirationTime
+from acc.core.errors import ConfigError
+from acc.core.expiration import ExpirationTime, validate_expiration
 from acc.core.models import CachedResponse, HeaderPairs
 
 __all__ = [
     "UNSET",
-    "Bypass",
     "Fetch",
     "GatewayTimeout",
     "LookupDecision",
@@ -53,12 +53,31 @@ class RequestOptions:
     force_refresh: bool = False
     only_if_cached: bool = False
 
-
-@attrs.frozen(slots=True)
-class Bypass:
-    """Go to the network and store nothing: the request is not one the cache handles."""
-
-    reason: str
+    @classmethod
+    def build(
+        cls,
+        *,
+        expire_after: object = UNSET,
+        refresh: object = False,
+        force_refresh: object = False,
+        only_if_cached: object = False,
+    ) -> RequestOptions:
+        """Check options a caller passed and return them; ``ConfigError`` names a bad one."""
+        for name, flag in (
+            ("refresh", refresh),
+            ("force_refresh", force_refresh),
+            ("only_if_cached", only_if_cached),
+        ):
+            if not isinstance(flag, bool):
+                raise ConfigError(name, f"expected True or False, not {flag!r}")
+        if not isinstance(expire_after, _Unset):
+            expire_after = validate_expiration(expire_after, "expire_after")
+        return cls(
+            expire_after=expire_after,
+            refresh=refresh,  # type: ignore[arg-type]
+            force_refresh=force_refresh,  # type: ignore[arg-type]
+            only_if_cached=only_if_cached,  # type: ignore[arg-type]
+        )
 
 
 @attrs.frozen(slots=True)

@@ -66,7 +66,6 @@ from acc.core.http.cachecontrol import (
 )
 from acc.core.http.decisions import (
     UNSET,
-    Bypass,
     Fetch,
     GatewayTimeout,
     LookupDecision,
@@ -95,7 +94,6 @@ _DEFAULT_SETTINGS: Final = CacheSettings()
 __all__ = [
     "UNSAFE_METHODS",
     "UNSET",
-    "Bypass",
     "Fetch",
     "GatewayTimeout",
     "LookupDecision",

@@ -109,11 +109,11 @@ def describe_request(
     headers: Any = None,
     auth: BasicAuth | None = None,
     cookies: Any = None,
-) -> tuple[URL, CacheRequest]:
+) -> CacheRequest:
     """Describe a request as aiohttp will send it.
 
     Returns:
-        The absolute request URL, and the :class:`CacheRequest` to key it by.
+        The :class:`CacheRequest` to key it by (its URL absolute, ``params`` applied).
 
     Raises:
         UncacheableBody: The body cannot be keyed without consuming it.
@@ -148,7 +148,7 @@ def describe_request(
         jar = session_jar.filter_cookies(url)
         credentials += tuple(f"cookie:{name}={morsel.value}" for name, morsel in jar.items())
     body_kind, body = ("none", None) if data is None and json is None else _body(data, json)
-    return url, CacheRequest(
+    return CacheRequest(
         method=method.upper(),
         url=url_text,
         headers=header_pairs,

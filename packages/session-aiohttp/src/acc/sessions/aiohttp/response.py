@@ -82,6 +82,8 @@ class CachedClientResponse(HeadersMixin):
         created_at: When the stored response was received (aware UTC).
         expires: When it stops being fresh (aware UTC), or ``None``.
         revalidated: ``True`` when a ``304 Not Modified`` just confirmed it.
+        stale: ``True`` when it was served stale (stale-while-revalidate,
+            stale-if-error, a request ``max-stale``).
         cache_key: The key it is stored under.
     """
 
@@ -92,6 +94,7 @@ class CachedClientResponse(HeadersMixin):
         cache_key: str | None = None,
         from_cache: bool = True,
         revalidated: bool = False,
+        stale: bool = False,
     ) -> None:
         self._entry = entry
         self._headers_proxy: CIMultiDictProxy[str] | None = None
@@ -103,6 +106,7 @@ class CachedClientResponse(HeadersMixin):
         self._closed = False
         self.from_cache = from_cache
         self.revalidated = revalidated
+        self.stale = stale
         self.cache_key = cache_key
 
     @classmethod
@@ -379,6 +383,7 @@ def mark_live_response(
     attributes = vars(response)
     attributes["from_cache"] = False
     attributes["revalidated"] = False
+    attributes["stale"] = False
     attributes["cache_key"] = cache_key
     attributes["created_at"] = entry.created_at if entry is not None else utcnow()
     attributes["expires"] = entry.expires if entry is not None else None

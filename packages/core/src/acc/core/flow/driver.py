@@ -1,0 +1,522 @@
+"""The request flow: every step of a cached request, in one place, for every client.
+
+Theory of operation: :meth:`RequestFlow.run` takes a :class:`~acc.core.CacheRequest` (what
+the request is), an :class:`~acc.core.flow.exchange.Exchange` (how the binding's client
+sends it) and the request's options, and returns an
+:class:`~acc.core.flow.outcome.Outcome`. In between it performs this sequence::
+
+    key -> read (with Vary and aliases) -> decide_lookup
+        UseCached              -> serve the entry
+        GatewayTimeout         -> serve a made-up 504
+        StaleWhileRevalidate   -> serve the entry, refresh it in the background
+        Revalidate | Fetch     -> coalesce -> fetch lock -> look again if another fetch
+                                  finished -> send (conditionally) -> decide_error on
+                                  failure -> 304: merge and store; else decide_store ->
+                                  store with redirect aliases
+    -> invalidate after an unsafe method -> count in ``stats`` -> one DEBUG log line
+
+Rules this module keeps:
+
+1. It is the only caller of the policy's decide functions (:mod:`acc.core.http.policy`)
+   and of the coalescer; bindings call :meth:`RequestFlow.run` and nothing else.
+2. Dispatch over decisions is exhaustive (:func:`assert_never`): a new decision type
+   fails type-checking until this driver handles it.
+3. Concurrent identical cacheable misses in one process make one network request: the
+   first becomes the leader, the others wait and then read what it stored. A request the
+   cache does not handle (method not allowed, body that cannot be keyed, cache disabled,
+   ``force_refresh``, ``refresh``) never waits behind another.
+4. Every decision is counted in :class:`~acc.core.CacheStats` and logged once at DEBUG
+   under the ``acc`` logger, with ``extra`` fields ``acc_decision``, ``acc_reason``,
+   ``acc_key`` and ``acc_url`` for structured handlers.
+5. Time comes from the cache's clock (``now()``), never read deep inside: tests move it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import datetime
+from typing import Generic, NoReturn, Protocol
+
+import attrs
+
+from acc.core.flow.coalesce import SingleFlight
+from acc.core.flow.entries import entry_from_head, gateway_timeout
+from acc.core.flow.exchange import Exchange, LiveT, ResponseHead
+from acc.core.flow.outcome import Outcome
+from acc.core.flow.refresh import BackgroundRefreshes
+from acc.core.http.policy import (
+    Fetch,
+    GatewayTimeout,
+    RequestOptions,
+    Revalidate,
+    StaleWhileRevalidate,
+    UseCached,
+    decide_error,
+    decide_lookup,
+    decide_store,
+    invalidated_urls,
+    is_cacheable_method,
+    is_unsafe_method,
+    not_modified_selects,
+    refresh_not_modified,
+)
+from acc.core.keys import CacheRequest
+from acc.core.models import CachedResponse, HeaderPairs
+from acc.core.settings import CacheSettings
+from acc.core.stats import CacheStats
+
+__all__ = ["FlowCache", "RequestFlow", "assert_never"]
+
+logger = logging.getLogger("acc")
+
+_FETCH_REASONS = {
+    "miss": "miss: no entry",
+    "expired": "miss: stale, without validators to revalidate",
+    "refresh": "miss: refresh asked, and the entry has no validators",
+    "force_refresh": "miss: force_refresh",
+}
+
+
+def assert_never(value: NoReturn) -> NoReturn:
+    """Fail type-checking when a dispatch misses a case, and at run time if one slips by."""
+    raise AssertionError(f"unhandled decision: {value!r}")
+
+
+class FlowCache(Protocol):
+    """What the flow needs of the cache it runs over (:class:`~acc.core.CacheBackend`)."""
+
+    settings: CacheSettings
+    stats: CacheStats
+    inflight: SingleFlight
+
+    def now(self) -> datetime:
+        """The current time, aware UTC (the cache's clock)."""
+        ...
+
+    def create_key(self, request: CacheRequest) -> str:
+        """The key of ``request``."""
+        ...
+
+    def url_key(self, url: str, method: str = "GET") -> str:
+        """The key of a plain ``method`` request for ``url``."""
+        ...
+
+    def fetch_lock(self, key: str) -> AbstractAsyncContextManager[bool]:
+        """The cross-process fetch lock of ``key``."""
+        ...
+
+    async def read_entry(
+        self, key: str, *, request_headers: HeaderPairs = ()
+    ) -> CachedResponse | None:
+        """Read and decode the entry under ``key`` (following aliases and Vary)."""
+        ...
+
+    async def write_entry(
+        self,
+        key: str,
+        entry: CachedResponse,
+        *,
+        aliases: Iterable[str] = (),
+        request_headers: HeaderPairs = (),
+        keep_until: datetime | None = None,
+    ) -> bool:
+        """Encode and write ``entry`` under ``key``; whether it was written."""
+        ...
+
+    async def invalidate(self, keys: Iterable[str]) -> None:
+        """Delete the entries under ``keys``, their variants and aliases."""
+        ...
+
+
+@attrs.frozen(slots=True)
+class _Request(Generic[LiveT]):
+    """The parameter record of one request on its way through the flow."""
+
+    request: CacheRequest
+    exchange: Exchange[LiveT]
+    options: RequestOptions
+    key: str
+    refreshes: BackgroundRefreshes
+
+
+def _bodiless(request: CacheRequest, method: str, url: str) -> CacheRequest:
+    """The description of a body-less ``method`` request for ``url`` with the same headers."""
+    return attrs.evolve(request, method=method, url=url, body_kind="none", body=None)
+
+
+@asynccontextmanager
+async def _no_lock() -> AsyncIterator[bool]:
+    yield False
+
+
+class RequestFlow:
+    """The request flow of one cache. See the module docstring for the sequence."""
+
+    __slots__ = ("cache",)
+
+    def __init__(self, cache: FlowCache) -> None:
+        self.cache = cache
+
+    # -- logging and counting ------------------------------------------------------------
+
+    def _log(self, decision: str, reason: str, request: CacheRequest, key: str | None) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            text = decision if not reason else f"{decision}: {reason}"
+            logger.debug(
+                "acc: %s %s: %s",
+                request.method,
+                request.url,
+                text,
+                extra={
+                    "acc_decision": decision,
+                    "acc_reason": reason,
+                    "acc_key": key,
+                    "acc_url": request.url,
+                },
+            )
+
+    def _hit(
+        self,
+        call: _Request[LiveT],
+        entry: CachedResponse,
+        *,
+        revalidated: bool = False,
+        stale: bool = False,
+        why: str = "",
+    ) -> Outcome[LiveT]:
+        stats = self.cache.stats
+        stats.hits += 1
+        if stale:
+            stats.stale += 1
+        decision = "revalidated" if revalidated else ("stale" if stale else "hit")
+        self._log(decision, why, call.request, call.key)
+        return Outcome(
+            entry=entry,
+            cache_key=call.key,
+            from_cache=True,
+            revalidated=revalidated,
+            stale=stale,
+        )
+
+    def _gateway_timeout(self, request: CacheRequest, key: str | None, why: str) -> Outcome[LiveT]:
+        cache = self.cache
+        cache.stats.gateway_timeouts += 1
+        self._log("504", why, request, key)
+        entry = gateway_timeout(
+            request.method,
+            request.url,
+            created_at=cache.now(),
+            ignored_params=cache.settings.ignored_params,
+        )
+        return Outcome(entry=entry, cache_key=key)
+
+    # -- the entry point -------------------------------------------------------------------
+
+    async def run(
+        self,
+        request: CacheRequest,
+        exchange: Exchange[LiveT],
+        options: RequestOptions,
+        *,
+        refreshes: BackgroundRefreshes,
+        bypass: str | None = None,
+        disabled: bool = False,
+    ) -> Outcome[LiveT]:
+        """Answer ``request``: from the cache, from the network, or both.
+
+        Args:
+            request: What the request is (the key is made from it).
+            exchange: How the binding sends it.
+            options: The request's cache options.
+            refreshes: The owner of background refreshes this request may start.
+            bypass: Why the cache must leave this request alone (say, a body that cannot
+                be keyed), or ``None``. A bypassed request goes to the network and stores
+                nothing; a successful unsafe one still invalidates.
+            disabled: The caller turned the cache off for this request (a session's
+                ``disabled()`` block): like a bypass, and nothing is invalidated.
+        """
+        settings = self.cache.settings
+        if disabled:
+            bypass = "the cache is disabled"
+        elif bypass is None and not is_cacheable_method(request.method, settings):
+            bypass = f"method {request.method.upper()} is not in allowed_methods"
+        if bypass is not None:
+            return await self._bypass(request, exchange, options, bypass, invalidate=not disabled)
+        key = self.cache.create_key(request)
+        call = _Request(request, exchange, options, key, refreshes)
+        completions_before_lookup = self.cache.inflight.completions
+        entry = None if options.force_refresh else await self._read(call)
+        decision = decide_lookup(
+            entry,
+            options,
+            self.cache.now(),
+            settings=settings,
+            request_headers=request.headers,
+        )
+        if isinstance(decision, UseCached):
+            served = decision.entry
+            return self._hit(call, served, stale=served.is_expired(self.cache.now()))
+        if isinstance(decision, GatewayTimeout):
+            why = "no entry" if entry is None else "the entry may not be used"
+            return self._gateway_timeout(request, key, f"only_if_cached, and {why}")
+        if isinstance(decision, StaleWhileRevalidate):
+            self._refresh_in_background(call, decision)
+            return self._hit(call, decision.entry, stale=True, why="stale-while-revalidate")
+        if isinstance(decision, (Revalidate, Fetch)):
+            return await self._coalesced(call, decision, entry, completions_before_lookup)
+        assert_never(decision)
+
+    # -- the decisions' steps ----------------------------------------------------------------
+
+    async def _bypass(
+        self,
+        request: CacheRequest,
+        exchange: Exchange[LiveT],
+        options: RequestOptions,
+        why: str,
+        *,
+        invalidate: bool,
+    ) -> Outcome[LiveT]:
+        if options.only_if_cached:  # never the network, even when the cache is out of play
+            return self._gateway_timeout(request, None, f"only_if_cached, and {why}")
+        self.cache.stats.bypassed += 1
+        self._log("not cached", why, request, None)
+        live = await exchange.send(())
+        if invalidate and is_unsafe_method(request.method):
+            await self._invalidate(request, exchange.head(live))
+        return Outcome(live=live)
+
+    async def _read(self, call: _Request[LiveT]) -> CachedResponse | None:
+        cache = self.cache
+        entry = await cache.read_entry(call.key, request_headers=call.request.headers)
+        if entry is not None and not await self._passes_filter(entry):
+            self._log("ignored", "filter_fn refused the stored entry", call.request, call.key)
+            return None
+        return entry
+
+    async def _passes_filter(self, entry: CachedResponse) -> bool:
+        filter_fn = self.cache.settings.filter_fn
+        if filter_fn is None:
+            return True
+        result = filter_fn(entry)
+        if inspect.isawaitable(result):
+            result = await result
+        return bool(result)
+
+    async def _coalesced(
+        self,
+        call: _Request[LiveT],
+        decision: Revalidate | Fetch,
+        entry: CachedResponse | None,
+        completions_before_lookup: int,
+    ) -> Outcome[LiveT]:
+        """Fetch or revalidate, as the one task of this process doing it for the key."""
+        cache = self.cache
+        look_again = leader = False
+        if isinstance(decision, Fetch) and decision.shareable:
+            waiter = cache.inflight.join(call.key)
+            if waiter is None:
+                leader = True
+                # A leader that finished during our lookup may have stored the entry.
+                look_again = cache.inflight.completions != completions_before_lookup
+            else:
+                await waiter
+                look_again = True
+        try:
+            # A leader also coordinates with other processes (a no-op on most backends).
+            lock = cache.fetch_lock(call.key) if leader else _no_lock()
+            async with lock as waited_elsewhere:
+                if look_again or waited_elsewhere:
+                    stored = await self._read(call)
+                    second = decide_lookup(
+                        stored,
+                        call.options,
+                        cache.now(),
+                        settings=cache.settings,
+                        request_headers=call.request.headers,
+                    )
+                    if isinstance(second, UseCached):
+                        return self._hit(call, second.entry, why="stored by a concurrent fetch")
+                stale = decision.entry if isinstance(decision, Revalidate) else entry
+                return await self._exchange(call, decision, stale)
+        finally:
+            if leader:
+                cache.inflight.done(call.key)
+
+    async def _exchange(
+        self,
+        call: _Request[LiveT],
+        decision: Revalidate | Fetch,
+        stale: CachedResponse | None,
+    ) -> Outcome[LiveT]:
+        """Send the request (conditionally for a revalidation) and act on the answer.
+
+        ``stale`` is the entry that may answer a failure (stale-if-error), or ``None``.
+        """
+        cache = self.cache
+        exchange = call.exchange
+        request = call.request
+        try:
+            if isinstance(decision, Revalidate):
+                live = await exchange.send(decision.headers)
+                head = exchange.head(live)
+                if head.status == 304:
+                    await exchange.release(live)
+                    refreshed = await self._refreshed(call, decision.entry, head)
+                    if refreshed is not None:
+                        return refreshed
+                    # The 304 is about another representation: ask without conditions.
+                    self._log("revalidation", "the 304 selects no stored entry", request, call.key)
+                    live = await exchange.send(())
+            else:
+                live = await exchange.send(())
+        except exchange.network_errors as exc:
+            fallback = decide_error(
+                stale,
+                status=None,
+                settings=cache.settings,
+                now=cache.now(),
+                request_headers=request.headers,
+            )
+            if fallback is None:
+                raise
+            why = f"stale-if-error: the origin could not be reached ({type(exc).__name__})"
+            return self._hit(call, fallback.entry, stale=True, why=why)
+        head = exchange.head(live)
+        if head.status >= 500 and stale is not None:
+            fallback = decide_error(
+                stale,
+                status=head.status,
+                settings=cache.settings,
+                now=cache.now(),
+                request_headers=request.headers,
+            )
+            if fallback is not None:
+                await exchange.release(live)
+                why = f"stale-if-error: the origin answered {head.status}"
+                return self._hit(call, fallback.entry, stale=True, why=why)
+        if isinstance(decision, Fetch):
+            fetched = _FETCH_REASONS.get(decision.reason, decision.reason)
+        else:
+            fetched = f"revalidation answered {head.status}"
+        outcome = await self._store(call, live, head, fetched)
+        if is_unsafe_method(request.method):
+            await self._invalidate(request, head)
+        return outcome
+
+    async def _refreshed(
+        self, call: _Request[LiveT], entry: CachedResponse, head: ResponseHead
+    ) -> Outcome[LiveT] | None:
+        """A 304 answered: merge its headers, store the entry again, serve the body.
+
+        Returns ``None`` when the 304 does not select ``entry`` (RFC 9111 §4.3.4).
+        """
+        cache = self.cache
+        if not not_modified_selects(entry, head.headers):
+            return None
+        refreshed, decision = refresh_not_modified(
+            entry,
+            head.headers,
+            url=head.url,
+            options=call.options,
+            settings=cache.settings,
+            now=cache.now(),
+            request_headers=call.request.headers,
+        )
+        if decision.store:
+            await cache.write_entry(
+                call.key,
+                refreshed,
+                request_headers=call.request.headers,
+                keep_until=decision.storage_expires,
+            )
+        cache.stats.revalidations += 1
+        return self._hit(call, refreshed, revalidated=True, why="304 Not Modified")
+
+    async def _store(
+        self, call: _Request[LiveT], live: LiveT, head: ResponseHead, fetched: str
+    ) -> Outcome[LiveT]:
+        """Decide what to keep of a response from the network, and keep it."""
+        cache = self.cache
+        settings = cache.settings
+        cache.stats.misses += 1
+        now = cache.now()
+        decision = decide_store(
+            method=head.method,
+            url=head.url,
+            status=head.status,
+            options=call.options,
+            settings=settings,
+            now=now,
+            headers=head.headers,
+            request_headers=call.request.headers,
+        )
+        if not decision.store:
+            cache.stats.not_stored += 1
+            self._log(fetched, f"not stored: {decision.reason}", call.request, call.key)
+            return Outcome(live=live, cache_key=call.key)
+        body = await call.exchange.read(live)
+        entry = entry_from_head(
+            head,
+            body,
+            created_at=now,
+            expires=decision.expires,
+            ignored_params=settings.ignored_params,
+        )
+        if not await self._passes_filter(entry):
+            cache.stats.not_stored += 1
+            self._log(fetched, "not stored: filter_fn refused it", call.request, call.key)
+            return Outcome(entry=entry, live=live, body=body, cache_key=call.key)
+        stored = await cache.write_entry(
+            call.key,
+            entry,
+            aliases=self._alias_keys(call.request, head),
+            request_headers=call.request.headers,
+            keep_until=decision.storage_expires,
+        )
+        outcome = "stored" if stored else "not stored: storage refused it"
+        self._log(fetched, outcome, call.request, call.key)
+        return Outcome(entry=entry, live=live, body=body, cache_key=call.key, stored=stored)
+
+    def _alias_keys(self, request: CacheRequest, head: ResponseHead) -> set[str]:
+        """Keys of the URLs a redirect chain passed through, pointing at the final entry."""
+        if not head.history:
+            return set()
+        urls = [hop.url for hop in head.history[1:]] + [head.url]
+        return {self.cache.create_key(_bodiless(request, "GET", u)) for u in urls}
+
+    async def _invalidate(self, request: CacheRequest, head: ResponseHead) -> None:
+        """After a successful unsafe request, drop the entries of its target (RFC 9111 §4.4).
+
+        The GET and HEAD entries of each URL go: the plain request's, and the one a
+        request with this request's headers and credentials would have (with every
+        variant of either).
+        """
+        if head.status >= 400:
+            return
+        cache = self.cache
+        urls = invalidated_urls(request.url, head.status, head.headers)
+        keys = []
+        for target in urls:
+            for safe in ("GET", "HEAD"):
+                keys.append(cache.url_key(target, safe))
+                keys.append(cache.create_key(_bodiless(request, safe, target)))
+        cache.stats.invalidations += 1
+        self._log("invalidated", ", ".join(urls), request, None)
+        await cache.invalidate(keys)
+
+    def _refresh_in_background(self, call: _Request[LiveT], decision: StaleWhileRevalidate) -> None:
+        """Start the refresh of a stale entry just served (at most one per key)."""
+        follow_up: Revalidate | Fetch = (
+            Revalidate(decision.entry, decision.headers) if decision.headers else Fetch("expired")
+        )
+
+        async def refresh() -> None:
+            outcome = await self._exchange(call, follow_up, None)
+            if outcome.live is not None and outcome.body is None:
+                await call.exchange.release(outcome.live)
+
+        call.refreshes.start(call.key, refresh)

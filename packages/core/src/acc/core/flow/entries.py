@@ -1,0 +1,75 @@
+"""From what the network answered to what acc stores, and the entries the flow makes up.
+
+Rules this module keeps:
+
+1. Bodies are stored decoded when the client decoded them: ``Content-Encoding`` then goes
+   (it no longer describes the bytes), and ``Content-Length`` is set to the stored length.
+   ``Transfer-Encoding`` describes the wire, never the stored bytes, so it always goes.
+2. Credentials and ``ignored_params`` are redacted from everything kept: the URL, the
+   request headers and every redirect hop's URL.
+3. A ``504 Gateway Timeout`` made up for ``only_if_cached`` carries no body and is never
+   stored (RFC 9111 §5.2.1.7).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from acc.core.flow.exchange import ResponseHead
+from acc.core.keys import redact_headers, redact_url
+from acc.core.models import CachedResponse, RedirectHop
+
+__all__ = ["entry_from_head", "gateway_timeout"]
+
+_WIRE_HEADERS = frozenset({"transfer-encoding", "content-length"})
+_DECODED_HEADERS = _WIRE_HEADERS | {"content-encoding"}
+
+
+def entry_from_head(
+    head: ResponseHead,
+    body: bytes,
+    *,
+    created_at: datetime,
+    expires: datetime | None,
+    ignored_params: frozenset[str],
+) -> CachedResponse:
+    """Build the stored form of a response whose body was read (rules 1 and 2)."""
+    dropped = _DECODED_HEADERS if head.body_decoded else _WIRE_HEADERS
+    headers = [(n, v) for n, v in head.headers if n.lower() not in dropped]
+    headers.append(("Content-Length", str(len(body))))
+    history = tuple(
+        RedirectHop(
+            status=hop.status,
+            reason=hop.reason,
+            url=redact_url(hop.url, ignored_params),
+            method=hop.method,
+            headers=hop.headers,
+        )
+        for hop in head.history
+    )
+    return CachedResponse(
+        status=head.status,
+        reason=head.reason,
+        url=redact_url(head.url, ignored_params),
+        method=head.method.upper(),
+        headers=tuple(headers),
+        request_headers=redact_headers(head.request_headers, ignored_params),
+        body=body,
+        created_at=created_at,
+        expires=expires,
+        history=history,
+    )
+
+
+def gateway_timeout(
+    method: str, url: str, *, created_at: datetime, ignored_params: frozenset[str]
+) -> CachedResponse:
+    """The ``504`` answer to an ``only_if_cached`` request the cache cannot serve (rule 3)."""
+    return CachedResponse(
+        status=504,
+        reason="Gateway Timeout",
+        url=redact_url(url, ignored_params),
+        method=method.upper(),
+        headers=(("Content-Length", "0"),),
+        created_at=created_at,
+    )

@@ -1,0 +1,87 @@
+"""How the flow sends a request with aiohttp: :class:`AiohttpExchange`.
+
+It implements :class:`acc.core.flow.exchange.Exchange` over the ``_request`` of the
+:class:`aiohttp.ClientSession` it belongs to. It holds the caller's arguments as given,
+so the request the network sees is the one the caller made (plus the conditional headers
+of a revalidation), and it describes aiohttp's response to the flow in client-independent
+terms. It makes no caching decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import ClientConnectionError, ClientResponse
+from multidict import CIMultiDict
+from yarl import URL
+
+from acc.core import RedirectHop
+from acc.core.flow.exchange import ResponseHead
+from acc.core.models import HeaderPairs
+
+__all__ = ["AiohttpExchange"]
+
+NETWORK_ERRORS = (ClientConnectionError, OSError, asyncio.TimeoutError)
+"""Failures that mean the origin could not be reached (a refused connection, a reset,
+a timeout); stale-if-error may answer them with the stored entry."""
+
+
+def _hop(hop: ClientResponse) -> RedirectHop:
+    return RedirectHop(
+        status=hop.status,
+        reason=hop.reason or "",
+        url=str(hop.url),
+        method=hop.method,
+        headers=tuple(hop.headers.items()),
+    )
+
+
+class AiohttpExchange:
+    """One request of a session, sent with the session's own ``_request``."""
+
+    __slots__ = ("_kwargs", "_method", "_request", "_url")
+
+    network_errors = NETWORK_ERRORS
+
+    def __init__(
+        self,
+        request: Callable[..., Awaitable[ClientResponse]],
+        method: str,
+        str_or_url: str | URL,
+        kwargs: dict[str, Any],
+    ) -> None:
+        self._request = request
+        self._method = method
+        self._url = str_or_url
+        self._kwargs = kwargs
+
+    async def send(self, extra_headers: HeaderPairs) -> ClientResponse:
+        """Send the caller's request, with ``extra_headers`` added to its headers."""
+        if not extra_headers:
+            return await self._request(self._method, self._url, **self._kwargs)
+        arguments = dict(self._kwargs)
+        headers = CIMultiDict(arguments.pop("headers", None) or {})
+        headers.extend(extra_headers)
+        return await self._request(self._method, self._url, headers=headers, **arguments)
+
+    def head(self, live: ClientResponse) -> ResponseHead:
+        """Describe aiohttp's response (aiohttp has decoded the body it will read)."""
+        return ResponseHead(
+            status=live.status,
+            reason=live.reason or "",
+            url=str(live.url),
+            method=live.method,
+            headers=tuple(live.headers.items()),
+            request_headers=tuple(live.request_info.headers.items()),
+            history=tuple(_hop(hop) for hop in live.history),
+        )
+
+    async def read(self, live: ClientResponse) -> bytes:
+        """Read the whole body (aiohttp keeps it, so the caller can read it again)."""
+        return await live.read()
+
+    async def release(self, live: ClientResponse) -> None:
+        """Give the connection back without reading the body."""
+        live.release()
