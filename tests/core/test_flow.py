@@ -48,6 +48,7 @@ class Origin:
         self.requests: list[CacheRequest] = []
         self.respond = respond or self.ok
         self.gate: asyncio.Event | None = None
+        self.called = asyncio.Event()
 
     @staticmethod
     def ok(request: CacheRequest, count: int) -> CachedResponse:
@@ -62,6 +63,7 @@ class Origin:
 
     async def __call__(self, request: CacheRequest) -> CachedResponse:
         self.requests.append(request)
+        self.called.set()
         if self.gate is not None:
             await self.gate.wait()
         return self.respond(request, len(self.requests))
@@ -132,7 +134,8 @@ async def test_revalidation_sends_validators_and_accepts_304(clock: Clock) -> No
 
     def respond(request: CacheRequest, count: int) -> CachedResponse:
         if dict(request.headers).get("If-None-Match") == '"v1"':
-            return CachedResponse(304, "Not Modified", request.url, "GET", headers=(("ETag", '"v1"'),))
+            etag = (("ETag", '"v1"'),)
+            return CachedResponse(304, "Not Modified", request.url, "GET", headers=etag)
         return Origin.ok(request, count)
 
     origin = Origin(respond)
@@ -176,7 +179,8 @@ async def test_concurrent_identical_fetches_make_one_send(clock: Clock) -> None:
     origin = Origin()
     origin.gate = asyncio.Event()
     tasks = [asyncio.create_task(backend.fetch(get(), origin)) for _ in range(20)]
-    while not origin.requests:
+    await asyncio.wait_for(origin.called.wait(), timeout=60)
+    for _ in range(5):  # let every other task reach the coalescer and wait there
         await asyncio.sleep(0)
     origin.gate.set()
     results = await asyncio.gather(*tasks)
