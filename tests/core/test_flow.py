@@ -263,9 +263,7 @@ async def test_bad_options_raise(clock: Clock) -> None:
         await backend.fetch("https://example.com", Origin())  # type: ignore[arg-type]
 
 
-async def test_one_debug_line_per_decision(
-    clock: Clock, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_one_debug_line_per_decision(clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
     backend = CacheBackend(clock=clock)
 
     def respond(request: CacheRequest, count: int) -> CachedResponse:
