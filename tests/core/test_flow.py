@@ -256,7 +256,7 @@ async def test_send_must_return_a_cached_response(clock: Clock) -> None:
 async def test_bad_options_raise(clock: Clock) -> None:
     backend = CacheBackend(clock=clock)
     with pytest.raises(ConfigError, match="expire_after"):
-        await backend.fetch(get(), Origin(), expire_after="soon")
+        await backend.fetch(get(), Origin(), expire_after="soon")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="refresh"):
         await backend.fetch(get(), Origin(), refresh="yes")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
