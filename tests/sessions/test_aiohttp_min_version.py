@@ -15,7 +15,11 @@ import venv
 from pathlib import Path
 
 import pytest
-import tomllib
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the suite runs on 3.11+; tomli is tomllib's backport
+    tomllib = pytest.importorskip("tomli")
 
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = ROOT / "packages" / "session-aiohttp" / "pyproject.toml"
