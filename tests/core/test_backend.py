@@ -672,3 +672,36 @@ async def test_an_entry_too_large_for_the_store_is_not_stored_nor_a_failure(
     assert backend.stats.writes == 0
     assert backend.stats.errors == 0
     assert not caplog_acc.records  # the store says why; the façade reports no outage
+
+
+class CountingCache(DictCache):
+    """A DictCache that counts reads, including those a walk over its items makes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    async def read(self, key: str) -> bytes | None:
+        self.reads += 1
+        return await super().read(key)
+
+    async def keys(self) -> AsyncIterator[str]:
+        self.reads += 1  # a walk over the store: costs as much as reading it all
+        async for key in super().keys():
+            yield key
+
+
+async def test_delete_url_does_not_walk_the_aliases() -> None:
+    redirects = CountingCache()
+    backend = CacheBackend(responses=DictCache(), redirects=redirects)
+    target = backend.url_key("https://example.com/target")
+    for n in range(1000):
+        alias = backend.url_key(f"https://example.com/from/{n}")
+        await backend.write_entry(alias + "-entry", make_entry(f"https://example.com/{n}"))
+        await redirects.write(alias, target.encode())
+    await backend.write_entry(target, make_entry("https://example.com/target"))
+    redirects.reads = 0
+    await backend.delete_url("https://example.com/target")
+    assert redirects.reads <= 2  # the key's own alias or vary record, not 1,000 aliases
+    assert await backend.read_entry(target) is None
+    assert await backend.read_entry(backend.url_key("https://example.com/from/7")) is None
