@@ -180,7 +180,8 @@ class RequestFlow:
 
     def _hit(
         self,
-        call: _Request[LiveT],
+        request: CacheRequest,
+        key: str,
         entry: CachedResponse,
         *,
         revalidated: bool = False,
@@ -192,10 +193,10 @@ class RequestFlow:
         if stale:
             stats.stale += 1
         decision = "revalidated" if revalidated else ("stale" if stale else "hit")
-        self._log(decision, why, call.request, call.key)
+        self._log(decision, why, request, key)
         return Outcome(
             entry=entry,
-            cache_key=call.key,
+            cache_key=key,
             from_cache=True,
             revalidated=revalidated,
             stale=stale,
@@ -246,25 +247,22 @@ class RequestFlow:
         if bypass is not None:
             return await self._bypass(request, exchange, options, bypass, invalidate=not disabled)
         key = self.cache.create_key(request)
-        call = _Request(request, exchange, options, key, refreshes)
         completions_before_lookup = self.cache.inflight.completions
-        entry = None if options.force_refresh else await self._read(call)
+        entry = None if options.force_refresh else await self._read(request, key)
+        now = self.cache.now()
         decision = decide_lookup(
-            entry,
-            options,
-            self.cache.now(),
-            settings=settings,
-            request_headers=request.headers,
+            entry, options, now, settings=settings, request_headers=request.headers
         )
         if isinstance(decision, UseCached):
             served = decision.entry
-            return self._hit(call, served, stale=served.is_expired(self.cache.now()))
+            return self._hit(request, key, served, stale=served.is_expired(now))
         if isinstance(decision, GatewayTimeout):
             why = "no entry" if entry is None else "the entry may not be used"
             return self._gateway_timeout(request, key, f"only_if_cached, and {why}")
+        call = _Request(request, exchange, options, key, refreshes)
         if isinstance(decision, StaleWhileRevalidate):
             self._refresh_in_background(call, decision)
-            return self._hit(call, decision.entry, stale=True, why="stale-while-revalidate")
+            return self._hit(request, key, decision.entry, stale=True, why="stale-while-revalidate")
         if isinstance(decision, (Revalidate, Fetch)):
             return await self._coalesced(call, decision, entry, completions_before_lookup)
         assert_never(decision)
@@ -289,11 +287,15 @@ class RequestFlow:
             await self._invalidate(request, exchange.head(live))
         return Outcome(live=live)
 
-    async def _read(self, call: _Request[LiveT]) -> CachedResponse | None:
+    async def _read(self, request: CacheRequest, key: str) -> CachedResponse | None:
         cache = self.cache
-        entry = await cache.read_entry(call.key, request_headers=call.request.headers)
-        if entry is not None and not await self._passes_filter(entry):
-            self._log("ignored", "filter_fn refused the stored entry", call.request, call.key)
+        entry = await cache.read_entry(key, request_headers=request.headers)
+        if (
+            entry is not None
+            and cache.settings.filter_fn is not None
+            and not await self._passes_filter(entry)
+        ):
+            self._log("ignored", "filter_fn refused the stored entry", request, key)
             return None
         return entry
 
@@ -330,7 +332,7 @@ class RequestFlow:
             lock = cache.fetch_lock(call.key) if leader else _no_lock()
             async with lock as waited_elsewhere:
                 if look_again or waited_elsewhere:
-                    stored = await self._read(call)
+                    stored = await self._read(call.request, call.key)
                     second = decide_lookup(
                         stored,
                         call.options,
@@ -339,7 +341,9 @@ class RequestFlow:
                         request_headers=call.request.headers,
                     )
                     if isinstance(second, UseCached):
-                        return self._hit(call, second.entry, why="stored by a concurrent fetch")
+                        return self._hit(
+                            call.request, call.key, second.entry, why="stored by a concurrent fetch"
+                        )
                 stale = decision.entry if isinstance(decision, Revalidate) else entry
                 return await self._exchange(call, decision, stale)
         finally:
@@ -384,7 +388,7 @@ class RequestFlow:
             if fallback is None:
                 raise
             why = f"stale-if-error: the origin could not be reached ({type(exc).__name__})"
-            return self._hit(call, fallback.entry, stale=True, why=why)
+            return self._hit(call.request, call.key, fallback.entry, stale=True, why=why)
         head = exchange.head(live)
         if head.status >= 500 and stale is not None:
             fallback = decide_error(
@@ -397,7 +401,7 @@ class RequestFlow:
             if fallback is not None:
                 await exchange.release(live)
                 why = f"stale-if-error: the origin answered {head.status}"
-                return self._hit(call, fallback.entry, stale=True, why=why)
+                return self._hit(call.request, call.key, fallback.entry, stale=True, why=why)
         if isinstance(decision, Fetch):
             fetched = _FETCH_REASONS.get(decision.reason, decision.reason)
         else:
@@ -434,7 +438,9 @@ class RequestFlow:
                 keep_until=decision.storage_expires,
             )
         cache.stats.revalidations += 1
-        return self._hit(call, refreshed, revalidated=True, why="304 Not Modified")
+        return self._hit(
+            call.request, call.key, refreshed, revalidated=True, why="304 Not Modified"
+        )
 
     async def _store(
         self, call: _Request[LiveT], live: LiveT, head: ResponseHead, fetched: str
