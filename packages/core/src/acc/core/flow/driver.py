@@ -248,7 +248,12 @@ class RequestFlow:
             return await self._bypass(request, exchange, options, bypass, invalidate=not disabled)
         key = self.cache.create_key(request)
         completions_before_lookup = self.cache.inflight.completions
-        entry = None if options.force_refresh else await self._read(request, key)
+        if options.force_refresh:
+            entry = None
+        elif settings.filter_fn is None:  # the common case, without a second coroutine
+            entry = await self.cache.read_entry(key, request_headers=request.headers)
+        else:
+            entry = await self._read(request, key)
         now = self.cache.now()
         decision = decide_lookup(
             entry, options, now, settings=settings, request_headers=request.headers
