@@ -16,7 +16,7 @@ import pytest
 
 from acc.backends.sqlite import SQLiteBackend
 from acc.core import CacheBackend, ConfigError, MemoryCache, registry
-from acc.core.registry import backend_from_url, installed_schemes, resolve_backend_class
+from acc.core.registry import KNOWN_BACKENDS, BackendSpec, installed_schemes, resolve_backend_class
 from acc.core.storage.near import NearCache
 from acc.core.url_options import parse_url_options, register_option_type
 
@@ -64,7 +64,7 @@ def test_keyword_options_override_the_query() -> None:
 
 def test_memory_scheme_is_case_insensitive_and_registered() -> None:
     assert resolve_backend_class("MEMORY") is CacheBackend
-    assert type(backend_from_url("Memory://")) is CacheBackend
+    assert type(CacheBackend.from_url("Memory://")) is CacheBackend
 
 
 def test_stale_windows_and_the_near_cache_in_a_url() -> None:
@@ -237,16 +237,19 @@ def test_unknown_scheme_lists_installed_schemes() -> None:
 def test_known_but_missing_scheme_gives_the_pip_install_line(
     url: str, package: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The entry points of an environment without ``package``, as the registry reads them.
+    # An environment without ``package``: no entry points of its, and no module to import.
     real_scan = registry._scan
+    scheme = url.split(":")[0]
+    module = KNOWN_BACKENDS[scheme].module
 
     def scan_without_package() -> dict[str, Any]:
-        found = real_scan()
-        return {s: ep for s, ep in found.items() if registry.KNOWN_SCHEMES.get(s) != package}
+        return {s: spec for s, spec in real_scan().items() if spec.module != module}
 
     monkeypatch.setattr(registry, "_scan", scan_without_package)
     monkeypatch.setattr(registry, "_entry_points", None)
-    assert url.split(":")[0] not in installed_schemes()
+    monkeypatch.setitem(sys.modules, module, None)  # import fails, find_spec finds nothing
+    assert KNOWN_BACKENDS[scheme].package == package
+    assert scheme not in installed_schemes()
     with pytest.raises(ConfigError) as raised:
         CacheBackend.from_url(url)
     message = str(raised.value)
@@ -318,7 +321,7 @@ def test_a_third_party_backend_is_found_by_its_scheme(fake_installed: Any) -> No
 
 
 def test_a_third_party_backend_gets_options_and_checks_them(fake_installed: Any) -> None:
-    backend = backend_from_url("fake://x?flavour=mint", flavour="lemon")
+    backend = CacheBackend.from_url("fake://x?flavour=mint", flavour="lemon")
     assert backend.flavour == "lemon"  # type: ignore[attr-defined]
     with pytest.raises(TypeError, match="colour"):
         CacheBackend.from_url("fake://x?colour=red")
@@ -336,6 +339,16 @@ def test_a_backend_without_from_url_does_not_loop(fake_installed: Any) -> None:
         CacheBackend.from_url("plain://x")
 
 
+def test_the_facade_registered_for_another_scheme_does_not_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(registry, "_scan", lambda: {"loop": KNOWN_BACKENDS["memory"]})
+    monkeypatch.setattr(registry, "_entry_points", None)
+    assert resolve_backend_class("loop") is CacheBackend
+    with pytest.raises(ConfigError, match="does not handle loop://"):
+        CacheBackend.from_url("loop://x")
+
+
 def test_a_registered_object_that_is_not_a_backend(fake_installed: Any) -> None:
     with pytest.raises(ConfigError, match="not a CacheBackend"):
         CacheBackend.from_url("notabackend://x")
@@ -350,6 +363,56 @@ def test_the_cache_is_invalidated_on_request(fake_installed: Any) -> None:
     assert "fake" not in installed_schemes()  # read before the package appeared
     registry.invalidate_cache()
     assert "fake" in installed_schemes()
+
+
+# -- the built-in table of known schemes ---------------------------------------------------
+
+
+def test_a_known_scheme_resolves_without_its_entry_point(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A source checkout that was never installed has no entry points, only the modules.
+    monkeypatch.setattr(registry, "_scan", dict)
+    monkeypatch.setattr(registry, "_entry_points", None)
+    assert resolve_backend_class("sqlite") is SQLiteBackend
+    assert "sqlite" in installed_schemes()
+    with pytest.raises(ConfigError, match="nosuch"):
+        resolve_backend_class("nosuch")
+
+
+def test_the_known_schemes_match_the_first_party_entry_points() -> None:
+    registered = {
+        ep.name: (ep.value, ep.dist.name if ep.dist else None)
+        for ep in importlib.metadata.entry_points(group="acc.backends")
+        if ep.dist is not None and ep.dist.name.startswith("acc-")
+    }
+    assert set(registered) == set(KNOWN_BACKENDS)
+    for scheme, spec in KNOWN_BACKENDS.items():
+        assert registered[scheme] == (spec.target, spec.package)
+
+
+def test_a_known_backend_whose_import_fails_says_what_to_reinstall(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "acc_test_half_installed.py").write_text(
+        "import acc_test_missing_driver\n", encoding="utf-8"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = BackendSpec("acc_test_half_installed:Backend", "acc-backend-half")
+    monkeypatch.setattr(registry, "KNOWN_BACKENDS", {"half": spec})
+    assert spec.installed()
+    with pytest.raises(ConfigError) as raised:
+        resolve_backend_class("half")
+    message = str(raised.value)
+    assert "cannot be imported" in message
+    assert "acc_test_missing_driver" in message
+    assert "pip install acc-backend-half" in message
+
+
+def test_a_known_object_that_is_not_a_class(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        registry, "KNOWN_BACKENDS", {"fn": BackendSpec("acc.core.registry:invalidate_cache")}
+    )
+    with pytest.raises(ConfigError, match="not a class"):
+        resolve_backend_class("fn")
 
 
 # -- parse_url_options ------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Finding backends by URL scheme.
+"""Which class serves a URL scheme, and which package to install when none does.
 
 Backend packages register their :class:`~acc.core.CacheBackend` subclass under the
 ``acc.backends`` entry-point group, named by the URL scheme they handle::
@@ -6,32 +6,45 @@ Backend packages register their :class:`~acc.core.CacheBackend` subclass under t
     [project.entry-points."acc.backends"]
     sqlite = "acc.backends.sqlite:SQLiteBackend"
 
-``CacheBackend.from_url("sqlite:///cache.db")`` (and a session's ``cache="..."``) then
-finds the class with :func:`resolve_backend_class` and calls its own ``from_url``. Entry
-points are read on first use, not at import, and read again when a scheme is not found
-(a package installed meanwhile is picked up).
+``CacheBackend.from_url("sqlite:///cache.db")`` (and a session's ``cache="..."``) asks
+:func:`resolve_backend_class` for the class of the URL's scheme, then calls its own
+``from_url``.
 
-Query options are turned into keyword arguments by :mod:`acc.core.url_options`.
+Rules this module keeps:
+
+1. It is a leaf, as fsspec's registry is: a scheme maps to a class *named* by a dotted
+   string (:class:`BackendSpec`), imported only when it is asked for. It imports nothing
+   of acc but its errors; the façade depends on it, never the reverse (an import-linter
+   contract says so), so it does not know what a ``CacheBackend`` is and checks only that
+   it found a class.
+2. It reads two sources: the ``acc.backends`` entry points of the installed
+   distributions (first-party and third-party alike), read on first use, not at import,
+   and read again when a scheme is not found (a package installed meanwhile is picked
+   up); and :data:`KNOWN_BACKENDS`, the first-party schemes, which names their class and
+   the distribution that provides it. An installed distribution's entry point wins.
+3. A scheme nobody provides is a :class:`~acc.core.ConfigError` that lists the installed
+   schemes and, for a known one, the ``pip install`` line.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+import attrs
 
 from acc.core.errors import ConfigError
-from acc.core.url_options import parse_url_options, url_scheme
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
 
-    from acc.core.backend import CacheBackend
-
 __all__ = [
     "ENTRY_POINT_GROUP",
-    "KNOWN_SCHEMES",
-    "backend_from_url",
+    "KNOWN_BACKENDS",
+    "BackendSpec",
     "installed_schemes",
     "invalidate_cache",
     "resolve_backend_class",
@@ -40,36 +53,86 @@ __all__ = [
 ENTRY_POINT_GROUP = "acc.backends"
 """The entry-point group backends register in, one entry per URL scheme."""
 
-KNOWN_SCHEMES: Mapping[str, str] = {
-    "memory": "acc-core",
-    "sqlite": "acc-backend-sqlite",
-    "redis": "acc-backend-redis",
-    "rediss": "acc-backend-redis",
-    "unix": "acc-backend-redis",
-    "redis+cluster": "acc-backend-redis",
-    "rediss+cluster": "acc-backend-redis",
-    "mongodb": "acc-backend-mongo",
-    "mongodb+srv": "acc-backend-mongo",
-    "dynamodb": "acc-backend-dynamodb",
-}
-"""First-party schemes and the distribution that provides each (for error messages)."""
 
-_entry_points: dict[str, EntryPoint] | None = None
+@attrs.frozen
+class BackendSpec:
+    """Where the class of a scheme lives, named, not imported.
+
+    Attributes:
+        target: ``"module:attribute"``, as in an entry point.
+        package: The distribution that provides it, for ``pip install`` hints.
+    """
+
+    target: str
+    package: str | None = None
+
+    @property
+    def module(self) -> str:
+        """The module the class is defined in."""
+        return self.target.partition(":")[0]
+
+    def load(self) -> object:
+        """Import the module and return the object the target names."""
+        module, _, attribute = self.target.partition(":")
+        found: object = importlib.import_module(module)
+        for name in filter(None, attribute.split(".")):
+            found = getattr(found, name)
+        return found
+
+    def installed(self) -> bool:
+        """Whether the module can be found, without importing it."""
+        try:
+            return importlib.util.find_spec(self.module) is not None
+        except (ImportError, ValueError):  # a parent package is missing, or not a package
+            return False
 
 
-# -- entry points ---------------------------------------------------------------------------
+def _first_party(package: str, target: str, *schemes: str) -> dict[str, BackendSpec]:
+    return dict.fromkeys(schemes, BackendSpec(target, package))
 
 
-def _scan() -> dict[str, EntryPoint]:
+KNOWN_BACKENDS: Mapping[str, BackendSpec] = MappingProxyType(
+    {
+        **_first_party("acc-core", "acc.core.backend:CacheBackend", "memory"),
+        **_first_party("acc-backend-sqlite", "acc.backends.sqlite:SQLiteBackend", "sqlite"),
+        **_first_party(
+            "acc-backend-redis",
+            "acc.backends.redis:RedisBackend",
+            "redis",
+            "rediss",
+            "unix",
+            "redis+cluster",
+            "rediss+cluster",
+        ),
+        **_first_party(
+            "acc-backend-mongo", "acc.backends.mongo:MongoDBBackend", "mongodb", "mongodb+srv"
+        ),
+        **_first_party("acc-backend-dynamodb", "acc.backends.dynamodb:DynamoDBBackend", "dynamodb"),
+    }
+)
+"""The first-party schemes: the class that serves each, and the distribution to install."""
+
+_entry_points: dict[str, BackendSpec] | None = None
+
+
+def _spec(entry_point: EntryPoint) -> BackendSpec:
+    dist = getattr(entry_point, "dist", None)
+    return BackendSpec(
+        f"{entry_point.module}:{entry_point.attr or ''}",
+        dist.name if dist is not None else None,
+    )
+
+
+def _scan() -> dict[str, BackendSpec]:
     from importlib.metadata import entry_points  # slow to import: only on first use
 
-    found: dict[str, EntryPoint] = {}
+    found: dict[str, BackendSpec] = {}
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):
-        found.setdefault(entry_point.name.lower(), entry_point)
+        found.setdefault(entry_point.name.lower(), _spec(entry_point))
     return found
 
 
-def _registered(*, refresh: bool = False) -> dict[str, EntryPoint]:
+def _registered(*, refresh: bool = False) -> dict[str, BackendSpec]:
     global _entry_points
     if _entry_points is None or refresh:
         _entry_points = _scan()
@@ -83,13 +146,19 @@ def invalidate_cache() -> None:
 
 
 def installed_schemes() -> list[str]:
-    """The URL schemes of the installed backends, sorted."""
-    return sorted(_registered())
+    """The URL schemes a backend is installed for, sorted.
+
+    Those the installed distributions register, and the known schemes whose module can
+    be found (in a source checkout that was never installed, say).
+    """
+    known = {scheme for scheme, spec in KNOWN_BACKENDS.items() if spec.installed()}
+    return sorted(known | set(_registered()))
 
 
 def _missing(scheme: str) -> ConfigError:
     installed = ", ".join(installed_schemes()) or "none"
-    package = KNOWN_SCHEMES.get(scheme)
+    known = KNOWN_BACKENDS.get(scheme)
+    package = known.package if known is not None else None
     hint = f"; it is provided by {package}:\n    pip install {package}\n" if package else "; "
     return ConfigError(
         "url",
@@ -98,99 +167,28 @@ def _missing(scheme: str) -> ConfigError:
     )
 
 
-def resolve_backend_class(scheme: str) -> type[CacheBackend]:
-    """Return the backend class registered for ``scheme`` in the ``acc.backends`` group.
+def resolve_backend_class(scheme: str) -> type:
+    """Return the class that serves ``scheme``, importing it.
 
     Raises:
-        ConfigError: No installed package registers ``scheme`` (the message lists the
-            installed schemes and, for a first-party scheme, the ``pip install`` line),
-            or the registered object cannot be imported or is not a ``CacheBackend``.
+        ConfigError: No installed package provides ``scheme`` (the message lists the
+            installed schemes and, for a known scheme, the ``pip install`` line), or
+            what is registered cannot be imported or is not a class.
     """
-    from acc.core.backend import CacheBackend
-
     scheme = scheme.lower()
-    entry_point = _registered().get(scheme)
-    if entry_point is None:
-        entry_point = _registered(refresh=True).get(scheme)
-    if entry_point is None:
-        raise _missing(scheme)
+    spec = _registered().get(scheme) or _registered(refresh=True).get(scheme)
+    if spec is None:
+        spec = KNOWN_BACKENDS.get(scheme)
+        if spec is None or not spec.installed():
+            raise _missing(scheme)
     try:
-        loaded = entry_point.load()
+        loaded = spec.load()
     except Exception as exc:
-        package = KNOWN_SCHEMES.get(scheme)
-        hint = f" (reinstall it: pip install {package})" if package else ""
+        hint = f" (reinstall it: pip install {spec.package})" if spec.package else ""
         raise ConfigError(
             "url",
-            f"the backend for {scheme!r} ({entry_point.value}) cannot be imported: {exc!r}{hint}",
+            f"the backend for {scheme!r} ({spec.target}) cannot be imported: {exc!r}{hint}",
         ) from exc
-    if not (isinstance(loaded, type) and issubclass(loaded, CacheBackend)):
-        raise ConfigError(
-            "url",
-            f"the {scheme!r} entry point {entry_point.value} is not a CacheBackend subclass",
-        )
+    if not isinstance(loaded, type):
+        raise ConfigError("url", f"the backend for {scheme!r} ({spec.target}) is not a class")
     return loaded
-
-
-def _inherits_default_from_url(klass: type[CacheBackend]) -> bool:
-    from acc.core.backend import CacheBackend
-
-    return getattr(klass.from_url, "__func__", None) is getattr(
-        CacheBackend.from_url, "__func__", None
-    )
-
-
-def backend_from_url(url: str, **options: Any) -> CacheBackend:
-    """Build the backend a URL names: the class by scheme, then its ``from_url``.
-
-    Args:
-        url: For example ``sqlite:///cache.sqlite``, ``redis://localhost:6379/0`` or
-            ``memory://``; options may follow in the query string.
-        options: Keyword arguments for the backend; they override the query's.
-
-    Raises:
-        ConfigError: An unknown scheme or an invalid URL or option value.
-        TypeError: An unknown option.
-    """
-    scheme = url_scheme(url)
-    klass = resolve_backend_class(scheme)
-    if _inherits_default_from_url(klass):
-        # The default implementation dispatches here when called on CacheBackend: call
-        # the memory builder directly so a class registered for another scheme without
-        # its own from_url cannot loop.
-        return default_from_url(klass, url, options, dispatch=False)
-    return klass.from_url(url, **options)
-
-
-def default_from_url(
-    cls: type[CacheBackend],
-    url: str,
-    options: Mapping[str, Any],
-    *,
-    dispatch: bool = True,
-) -> CacheBackend:
-    """The implementation of ``CacheBackend.from_url``.
-
-    On ``CacheBackend`` itself any scheme but ``memory`` is dispatched through
-    :func:`backend_from_url`; ``memory://[name][?option=value...]`` builds ``cls`` with
-    in-memory stores.
-    """
-    from acc.core.backend import CacheBackend
-
-    scheme = url_scheme(url)
-    if scheme != "memory":
-        if dispatch and cls is CacheBackend:
-            return backend_from_url(url, **options)
-        raise ConfigError(
-            "url",
-            f"{cls.__name__}.from_url() does not handle {scheme}:// URLs; "
-            "use CacheBackend.from_url() to pick the backend by scheme",
-        )
-    parts = urlsplit(url)
-    if parts.fragment:
-        raise ConfigError("url", f"{url!r}: a backend URL has no #fragment")
-    name = (parts.netloc + parts.path).strip("/")
-    kwargs = parse_url_options(parts.query, skip=("cache_name",), owner=cls.__name__)
-    kwargs.update(options)
-    if name:
-        kwargs.setdefault("cache_name", name)
-    return cls(**kwargs)
