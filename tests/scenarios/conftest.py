@@ -98,6 +98,9 @@ class ScenarioClient(Protocol):
     cache: CacheBackend
     network_errors: tuple[type[BaseException], ...]
     """What the client raises when the origin cannot be reached."""
+    caches_redirect_chains: bool
+    """Whether one entry answers a whole redirect chain (aiohttp follows redirects below
+    the cache); httpx follows them above its transport, so each hop is cached on its own."""
 
     async def request(
         self,
@@ -187,6 +190,7 @@ class AiohttpClient(_Base):
     """The driver over ``acc.sessions.aiohttp.CachedSession``."""
 
     binding = "aiohttp"
+    caches_redirect_chains = True
     network_errors: tuple[type[BaseException], ...] = (aiohttp.ClientConnectionError,)
 
     def __init__(self, cache: CacheBackend, *, headers: Mapping[str, str] | None = None) -> None:
@@ -249,6 +253,7 @@ class HttpxClient(_Base):
     """The driver over ``acc.sessions.httpx.CachedClient``."""
 
     binding = "httpx"
+    caches_redirect_chains = False
     network_errors: tuple[type[BaseException], ...]
 
     def __init__(self, cache: CacheBackend, *, headers: Mapping[str, str] | None = None) -> None:

@@ -120,8 +120,13 @@ async def test_redirect_target_is_aliased(origin, client_factory):
     direct = await client.get(origin("/json?from=redirect"))
     assert direct.from_cache
     assert direct.body == first.body
-    assert origin.hits["/redirect"] == 1
     assert origin.hits["/json"] == 1
+    if client.caches_redirect_chains:
+        assert origin.hits["/redirect"] == 1  # one entry, aliased, answers the whole chain
+    else:
+        # The client follows redirects above the cache (httpx): each hop is a request of
+        # its own, and a 302 is not in allowed_codes (docs/httpx.md).
+        assert origin.hits["/redirect"] == 2
 
 
 async def test_ignored_params_share_entries_and_are_redacted(origin, client_factory):
@@ -131,6 +136,11 @@ async def test_ignored_params_share_entries_and_are_redacted(origin, client_fact
     hit = await client.get(origin("/text?api_key=k-two&q=x"))
     assert hit.from_cache
     assert hit.cache_key == first.cache_key
-    assert dict(parse_qsl(urlsplit(hit.url).query)) == {"q": "x", "api_key": "REDACTED"}
+    # The hit shows the stored URL, redacted (aiohttp), or the request's own (httpx):
+    # never the first caller's key.
+    assert dict(parse_qsl(urlsplit(hit.url).query)) in (
+        {"q": "x", "api_key": "REDACTED"},
+        {"q": "x", "api_key": "k-two"},
+    )
     assert b"k-one" not in await _stored_bytes(client.cache)
     assert origin.hits["/text"] == 1
