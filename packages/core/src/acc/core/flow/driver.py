@@ -192,8 +192,9 @@ class RequestFlow:
         stats.hits += 1
         if stale:
             stats.stale += 1
-        decision = "revalidated" if revalidated else ("stale" if stale else "hit")
-        self._log(decision, why, request, key)
+        if logger.isEnabledFor(logging.DEBUG):
+            decision = "revalidated" if revalidated else ("stale" if stale else "hit")
+            self._log(decision, why, request, key)
         return Outcome(
             entry=entry,
             cache_key=key,
