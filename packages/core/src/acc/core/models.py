@@ -99,9 +99,7 @@ class CachedResponse:
     def cookies(self) -> tuple[str, ...]:
         """The raw ``Set-Cookie`` header values, in order."""
         # Read on every hit: compare lengths first, so most headers skip lower().
-        return tuple(
-            [v for k, v in self.headers if len(k) == 10 and k.lower() == "set-cookie"]
-        )
+        return tuple([v for k, v in self.headers if len(k) == 10 and k.lower() == "set-cookie"])
 
     @property
     def etag(self) -> str | None:
