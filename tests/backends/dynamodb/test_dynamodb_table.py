@@ -280,6 +280,8 @@ async def test_a_callers_session_makes_the_client_which_acc_closes(dynamodb_url:
         create_table=True,
         session=session,
         endpoint_url=options.get("endpoint_url"),
+        connect_timeout=options.get("connect_timeout"),
+        read_timeout=options.get("read_timeout"),
     )
     client = await backend.connection.client()
     credentials = await client._request_signer._credentials.get_frozen_credentials()
@@ -336,6 +338,8 @@ async def test_an_outage_after_opening_is_backend_unavailable(aws_environment: N
         endpoint_url=endpoint,
         create_table=True,
         max_attempts=1,
+        connect_timeout=10,  # generous: the server is up until stopped (then it refuses)
+        read_timeout=30,
     )
     try:
         await store.write("k", b"v")
