@@ -60,6 +60,12 @@ KNOWN_SCHEMES: Mapping[str, str] = {
 }
 """First-party schemes and the distribution that provides each (for error messages)."""
 
+_CLONE_INSTALL_HINT = (
+    "(until the acc packages are on PyPI, install from a clone of acc: `hatch run dist:build`"
+    ", then\n    pip install --find-links dist {package})"
+)
+"""How to install a first-party package from a clone, in the missing-backend error."""
+
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*\Z")
 _entry_points: dict[str, EntryPoint] | None = None
 
@@ -115,7 +121,12 @@ def url_scheme(url: str) -> str:
 def _missing(scheme: str) -> ConfigError:
     installed = ", ".join(installed_schemes()) or "none"
     package = KNOWN_SCHEMES.get(scheme)
-    hint = f"; it is provided by {package}:\n    pip install {package}\n" if package else "; "
+    hint = (
+        f"; it is provided by {package}:\n    pip install {package}\n"
+        f"{_CLONE_INSTALL_HINT.format(package=package)}\n"
+        if package
+        else "; "
+    )
     return ConfigError(
         "url",
         f"no acc backend is installed for the scheme {scheme!r}{hint}"
