@@ -197,7 +197,11 @@ def test_the_backend_template_passes_its_kit_ruff_and_mypy_untouched(
     assert "failed" not in summary, summary
     assert "error" not in summary, summary
 
-    for command in (["ruff", "check", "."], ["ruff", "format", "--check", "."], ["mypy"]):
+    for command in (
+        ["ruff", "check", "."],
+        ["ruff", "format", "--check", "."],
+        ["mypy", "--strict"],
+    ):
         result = run([str(new_venv.bin / command[0]), *command[1:]], cwd=package)
         assert result.returncode == 0, explain(result)
     assert "Success: no issues found" in result.stdout
