@@ -485,15 +485,16 @@ def explain_facts(
         note = (
             ""
             if matches
-            else "; the stored expiry differs from what the current settings give (a "
-            "per-request expire_after, or settings changed since)"
+            else " would give another expiry: the entry was stored with a per-request "
+            "expire_after or other settings than this cache's"
         )
         validators = (
             "it has validators (ETag/Last-Modified)"
             if entry.has_validators
             else "it has no validator"
         )
-        steps.append(Step("freshness", code, f"{state}, set by {words}{note}; {validators}", words))
+        told = f"the current settings' {words}{note}" if note else f"set by {words}"
+        steps.append(Step("freshness", code, f"{state}, {told}; {validators}", words))
     decision = decide_lookup(
         usable, options, now, settings=settings, request_headers=request_headers
     )
