@@ -35,4 +35,3 @@ def run_acc(cache_url: str) -> RunAcc:
         )
 
     return run
-

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 from click.testing import Result
 
 ONE_LINE_ERROR = re.compile(r"^acc: error: [^\n]+\n$")
@@ -50,14 +49,17 @@ async def test_get_json_options_and_output_file(origin, run_acc, tmp_path: Path)
     assert (miss["result"], miss["stored"], miss["status"]) == ("miss", True, 200)
     assert 3590 < miss["expires_in"] <= 3600
     hit = data(await run_acc("get", "--json", url))
-    assert hit["result"] == "hit" and hit["age"] >= 0 and hit["cache_key"] == miss["cache_key"]
+    assert hit["result"] == "hit"
+    assert hit["age"] >= 0
+    assert hit["cache_key"] == miss["cache_key"]
     revalidated = data(await run_acc("get", "--json", "--refresh", url))
     assert revalidated["result"] == "revalidated"
     forced = data(await run_acc("get", "--json", "--force-refresh", url))
     assert forced["result"] == "miss"
     target = tmp_path / "body.json"
     written = await run_acc("get", "-o", str(target), url)
-    assert written.exit_code == 0 and written.stdout == ""
+    assert written.exit_code == 0
+    assert written.stdout == ""
     assert json.loads(target.read_bytes()) == {"version": 1}
     two = await run_acc("get", "-o", str(target), url, url)
     one_line_error(two, 2)
@@ -69,7 +71,10 @@ async def test_get_says_why_a_response_was_not_stored(origin, run_acc) -> None:
     assert result.exit_code == 0
     assert "404 Not Found  miss (not stored: status 404 is not in allowed_codes)" in result.stderr
     report = data(await run_acc("get", "--json", url))
-    assert (report["stored"], report["why"]) == (False, "not stored: status 404 is not in allowed_codes")
+    assert (report["stored"], report["why"]) == (
+        False,
+        "not stored: status 404 is not in allowed_codes",
+    )
 
 
 async def test_get_headers_and_only_if_cached(origin, run_acc) -> None:
@@ -89,7 +94,11 @@ async def test_explain_no_entry_then_a_fresh_hit(origin, run_acc) -> None:
     url = origin("/json")
     before = data(await run_acc("explain", "--json", url))
     assert (before["decision"], before["reason"]) == ("fetch", "no_entry")
-    assert (before["would_store"], before["store_reason"], before["probe_status"]) == (True, "would_store", 200)
+    assert (before["would_store"], before["store_reason"], before["probe_status"]) == (
+        True,
+        "would_store",
+        200,
+    )
     assert origin.hits["/json"] == 1  # the probe
     await run_acc("get", url)
     after = data(await run_acc("explain", "--json", url))
@@ -97,7 +106,8 @@ async def test_explain_no_entry_then_a_fresh_hit(origin, run_acc) -> None:
     assert origin.hits["/json"] == 2  # no probe for a hit
     text = await run_acc("explain", url)
     assert "→ serve the stored entry: the stored entry is fresh" in text.stdout
-    assert "freshness" in text.stdout and "expire_after" in text.stdout
+    assert "freshness" in text.stdout
+    assert "expire_after" in text.stdout
 
 
 async def test_explain_reasons_from_the_response(origin, run_acc, cache_url: str) -> None:
@@ -127,8 +137,13 @@ async def test_explain_stale_entries(origin, run_acc, cache_url: str) -> None:
     await run_acc("get", origin("/json"), cache=short)
     # A second later both are stale: one has an ETag, the other none.
     await _sleep_past(1.2)
-    with_validators = data(await run_acc("explain", "--json", "--offline", origin("/etag"), cache=short))
-    assert (with_validators["decision"], with_validators["reason"]) == ("revalidate", "stale_with_validators")
+    with_validators = data(
+        await run_acc("explain", "--json", "--offline", origin("/etag"), cache=short)
+    )
+    assert (with_validators["decision"], with_validators["reason"]) == (
+        "revalidate",
+        "stale_with_validators",
+    )
     without = data(await run_acc("explain", "--json", "--offline", origin("/json"), cache=short))
     assert (without["decision"], without["reason"]) == ("fetch", "stale_without_validators")
 
@@ -161,7 +176,8 @@ async def test_stats(origin, run_acc) -> None:
     types = {group["name"]: group["entries"] for group in report["by_content_type"]}
     assert types == {"application/json": 3, "text/plain": 1, "text/csv": 1}
     text = await run_acc("stats")
-    assert "entries" in text.stdout and "by content type" in text.stdout
+    assert "entries" in text.stdout
+    assert "by content type" in text.stdout
     assert "━" not in text.stderr  # no progress bar when not on a terminal
 
 
@@ -192,7 +208,8 @@ async def test_show_never_shows_a_credential(origin, run_acc) -> None:
     cookies = [value for name, value in headers["response"] if name.lower() == "set-cookie"]
     assert cookies == ["flavour=REDACTED"]
     text = await run_acc("show", url)
-    assert "s3cret" not in text.stdout and "oatmeal" not in text.stdout
+    assert "s3cret" not in text.stdout
+    assert "oatmeal" not in text.stdout
     missing = await run_acc("show", origin("/nothing"))
     one_line_error(missing, 1)
 
@@ -255,7 +272,8 @@ async def test_vacuum(origin, run_acc) -> None:
 
 async def test_errors_are_one_line_and_a_status(run_acc) -> None:
     unknown = one_line_error(await run_acc("stats", cache="nope://x"), 2)
-    assert "installed schemes" in unknown and "sqlite" in unknown
+    assert "installed schemes" in unknown
+    assert "sqlite" in unknown
     unreachable = one_line_error(await run_acc("stats", cache="redis://127.0.0.1:1/0"), 1)
     assert "redis" in unreachable.lower()
     one_line_error(await run_acc("get", "not a url"), 2)
@@ -274,7 +292,19 @@ def test_the_console_script_runs() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "Default: sqlite:///" in result.stdout
-    for command in ("get", "explain", "stats", "urls", "show", "rm", "prune", "vacuum", "export", "import", "demo"):
+    for command in (
+        "get",
+        "explain",
+        "stats",
+        "urls",
+        "show",
+        "rm",
+        "prune",
+        "vacuum",
+        "export",
+        "import",
+        "demo",
+    ):
         assert re.search(rf"^  {command}\b", result.stdout, re.M), command
 
 

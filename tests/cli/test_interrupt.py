@@ -78,7 +78,12 @@ def _wait_for(predicate, timeout: float = 30.0) -> None:
 def test_ctrl_c_while_the_next_batch_is_read_drops_it_unwritten(tmp_path: Path) -> None:
     db = tmp_path / "target.sqlite"
     process = _acc(
-        "--cache", f"sqlite:///{db.as_posix()}", "import", "-", "--batch-size", "100",
+        "--cache",
+        f"sqlite:///{db.as_posix()}",
+        "import",
+        "-",
+        "--batch-size",
+        "100",
         stdin=subprocess.PIPE,
     )
     assert process.stdin is not None
@@ -112,6 +117,7 @@ def test_ctrl_c_during_an_export_leaves_no_file(tmp_path: Path) -> None:
     assert process.returncode == 130, err
     assert not target.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
 
 class InterruptingStore(MemoryCache):
     """A store that presses Ctrl-C (SIGINT to this process) on its 50th write."""

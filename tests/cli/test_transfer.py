@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped, unused-ignore]
 from click.testing import Result
 
 PATHS = ("/json", "/text", "/etag", "/download", "/redirect")
@@ -87,18 +87,34 @@ HAR_12 = {
                     "type": "array",
                     "items": {
                         "type": "object",
-                        "required": ["startedDateTime", "time", "request", "response", "cache", "timings"],
+                        "required": [
+                            "startedDateTime",
+                            "time",
+                            "request",
+                            "response",
+                            "cache",
+                            "timings",
+                        ],
                         "properties": {
                             "startedDateTime": {
                                 "type": "string",
-                                "pattern": r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$",
+                                "pattern": (
+                                    r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?"
+                                    r"(Z|[+-]\d\d:\d\d)$"
+                                ),
                             },
                             "time": {"type": "number", "minimum": 0},
                             "request": {
                                 "type": "object",
                                 "required": [
-                                    "method", "url", "httpVersion", "cookies", "headers",
-                                    "queryString", "headersSize", "bodySize",
+                                    "method",
+                                    "url",
+                                    "httpVersion",
+                                    "cookies",
+                                    "headers",
+                                    "queryString",
+                                    "headersSize",
+                                    "bodySize",
                                 ],
                                 "properties": {
                                     "method": {"type": "string"},
@@ -114,8 +130,15 @@ HAR_12 = {
                             "response": {
                                 "type": "object",
                                 "required": [
-                                    "status", "statusText", "httpVersion", "cookies", "headers",
-                                    "content", "redirectURL", "headersSize", "bodySize",
+                                    "status",
+                                    "statusText",
+                                    "httpVersion",
+                                    "cookies",
+                                    "headers",
+                                    "content",
+                                    "redirectURL",
+                                    "headersSize",
+                                    "bodySize",
                                 ],
                                 "properties": {
                                     "status": {"type": "integer"},
@@ -164,7 +187,8 @@ async def test_har_export_is_har_12_and_imports_as_hits(
     await run_acc("get", origin("/big?size=1024"), cache=cache_url)  # a binary body
     har = tmp_path / "cache.har"
     report = data(await run_acc("export", "--json", "-o", str(har), cache=cache_url))
-    assert report["format"] == "har" and report["entries"] == 6
+    assert report["format"] == "har"
+    assert report["entries"] == 6
     document = json.loads(har.read_text())
     jsonschema.validate(document, HAR_12)
     by_url = {entry["request"]["url"]: entry for entry in document["log"]["entries"]}
@@ -239,7 +263,8 @@ async def test_a_browser_har_seeds_a_cache(origin, run_acc, tmp_path: Path) -> N
     }
     hit = await run_acc("get", "--only-if-cached", origin("/json"))
     assert json.loads(hit.stdout) == {"seeded": True}
-    assert " hit " in hit.stderr and "expires in" in hit.stderr
+    assert " hit " in hit.stderr
+    assert "expires in" in hit.stderr
     redirected = await run_acc("get", "--only-if-cached", origin("/old"))
     assert json.loads(redirected.stdout) == {"seeded": True}
     assert origin.total == 0
@@ -247,7 +272,10 @@ async def test_a_browser_har_seeds_a_cache(origin, run_acc, tmp_path: Path) -> N
 
 async def test_a_malformed_import_is_one_line(run_acc, tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"format": "acc-export", "version": 1}\n{"type": "entry", "key": "k", "entry": {"status": "x"}}\n')
+    bad.write_text(
+        '{"format": "acc-export", "version": 1}\n'
+        '{"type": "entry", "key": "k", "entry": {"status": "x"}}\n'
+    )
     result = await run_acc("import", str(bad))
     assert result.exit_code == 2
     assert result.stderr.startswith("acc: error: the last batch: entry: not a valid acc entry")

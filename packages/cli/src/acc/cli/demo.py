@@ -61,7 +61,7 @@ async def main(db_path: Path) -> None:
     port = runner.addresses[0][1]
     base = f"http://127.0.0.1:{port}"
     backend = CacheBackend.from_url(
-        "sqlite:///" + db_path.absolute().as_posix(),
+        "sqlite:///" + db_path.absolute().as_posix(),  # noqa: ASYNC240  # no I/O: a path
         expire_after=60,
         urls_expire_after={"*/items/echo": 1},
     )

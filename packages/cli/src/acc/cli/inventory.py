@@ -216,8 +216,11 @@ def plan_prune(
     older_than: float | None = None,
     max_bytes: int | None = None,
 ) -> PrunePlan:
-    """Choose the entries to remove: expired ones, those older than ``older_than``
-    seconds, then the oldest of the rest until they fit in ``max_bytes``."""
+    """Choose the entries to remove (expired, too old, then the oldest over budget).
+
+    Expired ones first; then those stored more than ``older_than`` seconds ago; then
+    the oldest of the rest until what remains fits in ``max_bytes``.
+    """
     doomed: list[StoredEntry] = []
     expired = older = over = 0
     kept: list[StoredEntry] = []
@@ -225,7 +228,9 @@ def plan_prune(
         if stored.expired:
             expired += 1
             doomed.append(stored)
-        elif older_than is not None and (now - stored.entry.created_at).total_seconds() > older_than:
+        elif (
+            older_than is not None and (now - stored.entry.created_at).total_seconds() > older_than
+        ):
             older += 1
             doomed.append(stored)
         else:

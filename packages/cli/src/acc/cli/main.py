@@ -59,7 +59,7 @@ DELETE_BATCH = 200
 class AccGroup(click.Group):
     """A click group whose errors are one line and a status (see :mod:`acc.cli.runtime`)."""
 
-    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def main(self, *args: Any, **kwargs: Any) -> Any:
         """Run the command; report any error in one line and exit with its status."""
         kwargs["standalone_mode"] = False
         try:
@@ -230,12 +230,29 @@ def request_options(function: _F) -> _F:
         [
             click.option("-X", "--method", default="GET", show_default=True, help="The method."),
             click.option(
-                "-H", "--header", "headers", multiple=True, metavar="'NAME: VALUE'", help="A request header (repeatable)."
+                "-H",
+                "--header",
+                "headers",
+                multiple=True,
+                metavar="'NAME: VALUE'",
+                help="A request header (repeatable).",
             ),
-            click.option("--expire-after", metavar="DURATION", help="Expiration for this response (90, 15m, 2h, 7d)."),
-            click.option("--refresh", is_flag=True, help="Revalidate the stored entry before using it."),
-            click.option("--force-refresh", is_flag=True, help="Ignore the stored entry; fetch and store anew."),
-            click.option("--only-if-cached", is_flag=True, help="Never use the network: a miss is a 504."),
+            click.option(
+                "--expire-after",
+                metavar="DURATION",
+                help="Expiration for this response (90, 15m, 2h, 7d).",
+            ),
+            click.option(
+                "--refresh", is_flag=True, help="Revalidate the stored entry before using it."
+            ),
+            click.option(
+                "--force-refresh",
+                is_flag=True,
+                help="Ignore the stored entry; fetch and store anew.",
+            ),
+            click.option(
+                "--only-if-cached", is_flag=True, help="Never use the network: a miss is a 504."
+            ),
         ]
     ):
         function = option(function)
@@ -354,18 +371,29 @@ def _get_report(
 
 
 def _print_get_line(report: dict[str, Any]) -> None:
-    colour = {"hit": "green", "revalidated": "green", "stale": "yellow"}.get(report["result"], "red")
+    colour = {"hit": "green", "revalidated": "green", "stale": "yellow"}.get(
+        report["result"], "red"
+    )
     text = Text()
     text.append(f"{report['status']} {report['reason']}  ", style="bold")
     text.append(report["result"], style=f"bold {colour}")
     if report["result"] == "miss":
-        text.append(" (stored)" if report["stored"] else f" (not stored: {report['why'].removeprefix('not stored: ')})")
+        text.append(
+            " (stored)"
+            if report["stored"]
+            else f" (not stored: {report['why'].removeprefix('not stored: ')})"
+        )
     if report["age"] is not None:
         text.append(f"  age {_seconds(report['age'])}")
     if report["expires_in"] is not None:
         left = report["expires_in"]
-        text.append("  " + (f"expires in {_seconds(left)}" if left > 0 else f"stale for {_seconds(left)}"))
-    elif report["result"] in ("hit", "miss", "revalidated", "stale") and report["stored"] is not False:
+        text.append(
+            "  " + (f"expires in {_seconds(left)}" if left > 0 else f"stale for {_seconds(left)}")
+        )
+    elif (
+        report["result"] in ("hit", "miss", "revalidated", "stale")
+        and report["stored"] is not False
+    ):
         text.append("  never expires")
     text.append(f"  {report['method']} {report['url']}", style="dim")
     stderr.print(text, highlight=False)
@@ -484,8 +512,14 @@ def stats(ctx: click.Context, as_json: bool) -> None:
     summary.add_row("stale (past freshness)", f"{inventory.stale:,}")
     summary.add_row("expired (prune removes)", f"{inventory.expired:,}")
     summary.add_row("redirect aliases, vary records", f"{aliases:,}")
-    summary.add_row("oldest", "-" if inventory.oldest is None else inventory.oldest.isoformat(timespec="seconds"))
-    summary.add_row("newest", "-" if inventory.newest is None else inventory.newest.isoformat(timespec="seconds"))
+    summary.add_row(
+        "oldest",
+        "-" if inventory.oldest is None else inventory.oldest.isoformat(timespec="seconds"),
+    )
+    summary.add_row(
+        "newest",
+        "-" if inventory.newest is None else inventory.newest.isoformat(timespec="seconds"),
+    )
     stdout.print(summary)
     for title, counts, sizes in (
         ("by host", inventory.by_host, inventory.bytes_by_host),
@@ -507,9 +541,17 @@ def selection_options(function: _F) -> _F:
         [
             click.option("--host", help="Only entries of this host (name, or name:port)."),
             click.option("--glob", help="Only entries whose URL matches this glob (* and ?)."),
-            click.option("--status", "statuses", type=int, multiple=True, help="Only this status (repeatable)."),
+            click.option(
+                "--status",
+                "statuses",
+                type=int,
+                multiple=True,
+                help="Only this status (repeatable).",
+            ),
             click.option("--stale", is_flag=True, help="Only entries past their freshness."),
-            click.option("--expired", is_flag=True, help="Only entries storage need not keep any more."),
+            click.option(
+                "--expired", is_flag=True, help="Only entries storage need not keep any more."
+            ),
         ]
     ):
         function = option(function)
@@ -594,10 +636,23 @@ def show(ctx: click.Context, url: str, method: str | None, as_json: bool) -> Non
         _print_json(found)
         return
     for item in found:
-        table = Table(title=f"{item['method']} {item['url']}", show_header=False, title_justify="left")
+        table = Table(
+            title=f"{item['method']} {item['url']}", show_header=False, title_justify="left"
+        )
         table.add_column(style="bold")
         table.add_column()
-        for name in ("status", "key", "size", "body_bytes", "content_type", "created_at", "age", "expires", "stale", "expired"):
+        for name in (
+            "status",
+            "key",
+            "size",
+            "body_bytes",
+            "content_type",
+            "created_at",
+            "age",
+            "expires",
+            "stale",
+            "expired",
+        ):
             table.add_row(name, str(item[name]))
         table.add_row("etag", str(item["validators"]["etag"]))
         table.add_row("last-modified", str(item["validators"]["last_modified"]))
@@ -658,14 +713,25 @@ def rm(
     if as_json:
         _print_json(report)
     elif dry_run:
-        stdout.print(f"would remove {report['selected']:,} entries ({_bytes(report['bytes'])})", highlight=False)
+        stdout.print(
+            f"would remove {report['selected']:,} entries ({_bytes(report['bytes'])})",
+            highlight=False,
+        )
     else:
-        stdout.print(f"removed {report['removed']:,} entries ({_bytes(report['bytes'])})", highlight=False)
+        stdout.print(
+            f"removed {report['removed']:,} entries ({_bytes(report['bytes'])})", highlight=False
+        )
 
 
 @cli.command()
-@click.option("--older-than", metavar="DURATION", help="Also remove entries stored longer ago (15m, 2h, 7d).")
-@click.option("--max-bytes", metavar="SIZE", help="Then remove the oldest entries until the rest fit (500k, 10MB, 1GiB).")
+@click.option(
+    "--older-than", metavar="DURATION", help="Also remove entries stored longer ago (15m, 2h, 7d)."
+)
+@click.option(
+    "--max-bytes",
+    metavar="SIZE",
+    help="Then remove the oldest entries until the rest fit (500k, 10MB, 1GiB).",
+)
 @click.option("--dry-run", is_flag=True, help="Say what would go; remove nothing.")
 @json_option
 @click.pass_context
@@ -747,16 +813,24 @@ def vacuum(ctx: click.Context, as_json: bool) -> None:
             before = on_disk(backend)
             with interrupts.batch():
                 compacted = await backend.compact()
-            return {"compacted": compacted, "bytes_before": before, "bytes_after": on_disk(backend), "cache": repr(backend)}
+            return {
+                "compacted": compacted,
+                "bytes_before": before,
+                "bytes_after": on_disk(backend),
+                "cache": repr(backend),
+            }
 
     report = run(go)
     if as_json:
         _print_json(report)
     elif not report["compacted"]:
-        stdout.print(f"{report['cache']} cannot compact: its storage manages its own space", highlight=False)
+        stdout.print(
+            f"{report['cache']} cannot compact: its storage manages its own space", highlight=False
+        )
     elif report["bytes_before"] is not None:
         stdout.print(
-            f"compacted {report['cache']}: {_bytes(report['bytes_before'])} -> {_bytes(report['bytes_after'])}",
+            f"compacted {report['cache']}: "
+            f"{_bytes(report['bytes_before'])} -> {_bytes(report['bytes_after'])}",
             highlight=False,
         )
     else:
@@ -777,7 +851,8 @@ def vacuum(ctx: click.Context, as_json: bool) -> None:
     "--format",
     "fmt",
     type=click.Choice(["jsonl", "har"]),
-    help="jsonl (acc's own, lossless) or har (HAR 1.2). Default: from the file's suffix, else jsonl.",
+    help="jsonl (acc's own, lossless) or har (HAR 1.2). "
+    "Default: from the file's suffix, else jsonl.",
 )
 @click.option("--include-expired", is_flag=True, help="Also export entries storage need not keep.")
 @json_option
@@ -799,7 +874,8 @@ def export_command(
         _print_json(report)
     elif output is not None:
         stderr.print(
-            f"exported {report['entries']:,} entries and {report['aliases']:,} aliases to {output} ({fmt})",
+            f"exported {report['entries']:,} entries and {report['aliases']:,} aliases "
+            f"to {output} ({fmt})",
             highlight=False,
         )
 

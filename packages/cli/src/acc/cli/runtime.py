@@ -27,7 +27,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-import click
 import platformdirs
 from rich.console import Console
 from rich.progress import (

@@ -142,7 +142,7 @@ async def _lines(queue: asyncio.Queue[Any]) -> AsyncIterator[tuple[int, str]]:
 def _open(source: str) -> IO[str]:
     if source == "-":
         return sys.stdin
-    return open(source, encoding="utf-8")  # noqa: SIM115  # closed by import_cache
+    return open(source, encoding="utf-8")  # closed by import_cache
 
 
 def _sniff(source: str, fmt: str | None) -> str:
@@ -177,7 +177,7 @@ async def import_cache(
     try:
         total = None
         if source != "-" and fmt == "jsonl":
-            with open(source, encoding="utf-8") as sizing:
+            with open(source, encoding="utf-8") as sizing:  # noqa: ASYNC230  # a local file, counted once
                 total = max(sum(1 for _ in sizing) - 1, 0)
         queue = read_lines(stream, asyncio.get_running_loop())
         with progress() as bar:
@@ -190,9 +190,14 @@ async def import_cache(
                     document = json.loads(text)
                 except ValueError as exc:
                     raise Failure(f"{source}: not JSON: {exc}", 2) from exc
-                records = [r async for r in har_records(
-                    backend, document, expire_after=NEVER_EXPIRE if expire_after is None else expire_after
-                )]
+                records = [
+                    r
+                    async for r in har_records(
+                        backend,
+                        document,
+                        expire_after=NEVER_EXPIRE if expire_after is None else expire_after,
+                    )
+                ]
                 bar.update(task, total=len(records))
                 for start in range(0, len(records), batch_size):
                     interrupts.check()
@@ -229,7 +234,9 @@ async def _import_jsonl(
         try:
             record = json.loads(line)
         except ValueError as exc:
-            raise Failure(f"line {number}: not JSON ({exc}); the batches before it were imported", 2) from exc
+            raise Failure(
+                f"line {number}: not JSON ({exc}); the batches before it were imported", 2
+            ) from exc
         if not isinstance(record, dict):
             raise Failure(f"line {number}: not a JSON object", 2)
         if not header_seen:

@@ -40,11 +40,12 @@ from acc.core.events import CacheEvent, EventHub, Listener
 from acc.core.expiration import NEVER_EXPIRE, ExpirationTime
 from acc.core.flow.coalesce import SingleFlight
 from acc.core.flow.driver import RequestFlow
-from acc.core.flow.explain import Explanation, ProbeCallable, explain_request
+from acc.core.flow.explain import ProbeCallable, explain_request
 from acc.core.flow.outcome import CacheResult
 from acc.core.flow.refresh import BackgroundRefreshes
 from acc.core.flow.send import SendCallable, SendExchange
 from acc.core.http.decisions import UNSET, RequestOptions, _Unset
+from acc.core.http.explain import Explanation
 from acc.core.http.policy import entry_storage_expiry
 from acc.core.http.vary import (
     VaryRecord,
@@ -421,9 +422,7 @@ class CacheBackend:
         """Count and report a storage failure; raise it when ``strict``."""
         self.stats.errors += 1
         if self.events.listeners:
-            self.events.emit(
-                CacheEvent("error", "storage error", f"{operation} failed: {exc!r}")
-            )
+            self.events.emit(CacheEvent("error", "storage error", f"{operation} failed: {exc!r}"))
         if self.settings.strict:
             raise BackendUnavailable(f"{self!r}: {operation} failed: {exc!r}") from exc
         self._in_outage = True

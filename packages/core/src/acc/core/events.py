@@ -119,9 +119,10 @@ class EventHub:
     __slots__ = ("_failed", "listeners")
 
     def __init__(self, listeners: Iterable[Listener] = ()) -> None:
-        if isinstance(listeners, (str, bytes)) or not isinstance(listeners, Iterable):
-            raise ConfigError("listeners", f"expected a list of callables, not {listeners!r}")
-        found = tuple(listeners)
+        given: object = listeners
+        if isinstance(given, (str, bytes)) or not isinstance(given, Iterable):
+            raise ConfigError("listeners", f"expected a list of callables, not {given!r}")
+        found = tuple(given)
         for listener in found:
             _check(listener)
         self.listeners: tuple[Listener, ...] = found
@@ -149,7 +150,9 @@ class EventHub:
                     close = getattr(result, "close", None)
                     if close is not None:
                         close()
-                    raise TypeError("listeners are called synchronously; this one returned an awaitable")
+                    raise TypeError(
+                        "listeners are called synchronously; this one returned an awaitable"
+                    )
             except Exception:
                 first = id(listener) not in self._failed
                 self._failed.add(id(listener))

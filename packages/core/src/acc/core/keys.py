@@ -288,7 +288,9 @@ def redact_headers(headers: HeaderPairs, ignored_params: frozenset[str]) -> Head
     return tuple((n, REDACTED if n.lower() in hidden else v) for n, v in headers)
 
 
-def key_inputs(request: CacheRequest, settings: KeySettings = KeySettings()) -> list[tuple[str, str]]:
+def key_inputs(
+    request: CacheRequest, settings: KeySettings = KeySettings()
+) -> list[tuple[str, str]]:
     """What goes into the default key of ``request``, in words, for explanations.
 
     Never a credential: a credential is named, not shown (its hash is what the key holds).
@@ -324,9 +326,7 @@ def key_inputs(request: CacheRequest, settings: KeySettings = KeySettings()) -> 
     )
     if "@" in urlsplit(request.url).netloc:
         credentials.append("URL user info")
-    inputs.append(
-        ("credentials", f"a hash of {', '.join(credentials)}" if credentials else "none")
-    )
+    inputs.append(("credentials", f"a hash of {', '.join(credentials)}" if credentials else "none"))
     if ignored:
         inputs.append(("ignored_params", ", ".join(sorted(ignored))))
     return inputs

@@ -121,7 +121,11 @@ def entry_from_json(data: object) -> CachedResponse:
     try:
         return _converter.structure(data, CachedResponse)
     except (cattrs.BaseValidationError, TypeError, ValueError, binascii.Error) as exc:
-        details = "; ".join(cattrs.transform_error(exc)) if isinstance(exc, cattrs.BaseValidationError) else str(exc)
+        details = (
+            "; ".join(cattrs.transform_error(exc))
+            if isinstance(exc, cattrs.BaseValidationError)
+            else str(exc)
+        )
         raise ConfigError("entry", f"not a valid acc entry: {details}") from exc
 
 
@@ -149,7 +153,8 @@ def read_header(record: Mapping[str, Any]) -> None:
         raise ConfigError("input", "not an acc export (its first line has no format: acc-export)")
     if record.get("version") != EXPORT_VERSION:
         raise ConfigError(
-            "input", f"acc export version {record.get('version')!r}; this build reads {EXPORT_VERSION}"
+            "input",
+            f"acc export version {record.get('version')!r}; this build reads {EXPORT_VERSION}",
         )
 
 
@@ -204,11 +209,15 @@ class ImportCounts:
 def _text(record: Mapping[str, Any], name: str) -> str:
     value = record.get(name)
     if not isinstance(value, str) or not value:
-        raise ConfigError("input", f"a {record.get('type')} record needs a non-empty string {name!r}")
+        raise ConfigError(
+            "input", f"a {record.get('type')} record needs a non-empty string {name!r}"
+        )
     return value
 
 
-async def apply_records(backend: CacheBackend, records: Iterable[Mapping[str, Any]]) -> ImportCounts:
+async def apply_records(
+    backend: CacheBackend, records: Iterable[Mapping[str, Any]]
+) -> ImportCounts:
     """Write one batch of JSON Lines records into ``backend`` (rules 2 and 3).
 
     Raises:
@@ -285,7 +294,10 @@ def _content(entry: CachedResponse) -> dict[str, Any]:
 
 def har_entry(key: str, entry: CachedResponse) -> dict[str, Any]:
     """One entry of ``log.entries`` for a stored entry (credentials stay redacted)."""
-    query = [{"name": n, "value": v} for n, v in parse_qsl(urlsplit(entry.url).query, keep_blank_values=True)]
+    query = [
+        {"name": n, "value": v}
+        for n, v in parse_qsl(urlsplit(entry.url).query, keep_blank_values=True)
+    ]
     location = entry.header("Location") or ""
     return {
         "startedDateTime": entry.created_at.isoformat(),
@@ -329,7 +341,11 @@ def _har_headers(value: object) -> tuple[tuple[str, str], ...]:
         return ()
     pairs = []
     for item in value:
-        if isinstance(item, dict) and isinstance(item.get("name"), str) and isinstance(item.get("value"), str):
+        if (
+            isinstance(item, dict)
+            and isinstance(item.get("name"), str)
+            and isinstance(item.get("value"), str)
+        ):
             name = item["name"]
             if not name.startswith(":"):  # HTTP/2 pseudo-headers
                 pairs.append((name, item["value"]))
@@ -411,7 +427,9 @@ async def har_records(
         if body is None:
             yield ("skip", "body not recorded")
             continue
-        headers = [(n, v) for n, v in _har_headers(response.get("headers")) if n.lower() not in _DROPPED]
+        headers = [
+            (n, v) for n, v in _har_headers(response.get("headers")) if n.lower() not in _DROPPED
+        ]
         headers.append(("Content-Length", str(len(body))))
         try:
             created = _structure_datetime(item.get("startedDateTime"), datetime)
@@ -421,7 +439,11 @@ async def har_records(
         history: tuple[RedirectHop, ...] = ()
         if own is not None:
             if "expires" in own:
-                expires = None if own["expires"] is None else _structure_datetime(own["expires"], datetime)
+                expires = (
+                    None
+                    if own["expires"] is None
+                    else _structure_datetime(own["expires"], datetime)
+                )
             try:
                 history = _converter.structure(own.get("history") or [], tuple[RedirectHop, ...])
             except (cattrs.BaseValidationError, TypeError, ValueError):

@@ -38,10 +38,10 @@ from __future__ import annotations
 
 import inspect
 import logging
-from time import perf_counter
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
+from time import perf_counter
 from typing import Generic, NoReturn, Protocol
 
 import attrs
@@ -631,7 +631,13 @@ class RequestFlow:
                 keys.append(cache.create_key(_bodiless(request, safe, target)))
         cache.stats.invalidations += 1
         self._log(
-            "invalidation", "invalidated", ", ".join(urls), request, None, started, status=head.status
+            "invalidation",
+            "invalidated",
+            ", ".join(urls),
+            request,
+            None,
+            started,
+            status=head.status,
         )
         await cache.invalidate(keys)
 

@@ -255,11 +255,17 @@ def _settings_rule(
     """The setting that gives a response for ``url`` its expiration: code, words, value."""
     if not isinstance(options.expire_after, _Unset):
         value = options.expire_after
-        return "request_expire_after", f"the request's expire_after ({_expiration_words(value)})", value
+        return (
+            "request_expire_after",
+            f"the request's expire_after ({_expiration_words(value)})",
+            value,
+        )
     matched, value = settings.urls_expire_after.match(url)
     if matched:
         target = url.partition("://")[2] or url
-        pattern = next(p for regex, p, _v in settings.urls_expire_after.rules if regex.match(target))
+        pattern = next(
+            p for regex, p, _v in settings.urls_expire_after.rules if regex.match(target)
+        )
         return (
             "urls_expire_after",
             f"urls_expire_after[{pattern!r}] ({_expiration_words(value)})",
@@ -287,7 +293,10 @@ def freshness_source(
         lifetime = explicit_lifetime(entry.headers, directives, received)
         if lifetime is not None:
             if directives.max_age is not None:
-                code, words = "cache_control", f"the response's Cache-Control: max-age={directives.max_age}"
+                code, words = (
+                    "cache_control",
+                    f"the response's Cache-Control: max-age={directives.max_age}",
+                )
             else:
                 expires = header_values(entry.headers, "expires")
                 code, words = "expires_header", f"the response's Expires: {expires[0]}"
@@ -397,7 +406,12 @@ def explain_facts(
             )
         )
         steps.append(
-            Step("store", "method_not_allowed", "not stored: the method is not cached", "allowed_methods")
+            Step(
+                "store",
+                "method_not_allowed",
+                "not stored: the method is not cached",
+                "allowed_methods",
+            )
         )
         return Explanation(
             method=upper,
@@ -451,9 +465,10 @@ def explain_facts(
         else:
             steps.append(Step("entry", "no_entry", "no entry is stored under this key"))
     else:
-        how = {"alias": " through a redirect alias", "variant": f" (the variant for {vary_source})"}.get(
-            facts.via, ""
-        )
+        how = {
+            "alias": " through a redirect alias",
+            "variant": f" (the variant for {vary_source})",
+        }.get(facts.via, "")
         age = _duration((now - entry.created_at).total_seconds())
         steps.append(
             Step(
@@ -467,7 +482,12 @@ def explain_facts(
         if facts.filter_passed is False:
             usable = None
             steps.append(
-                Step("entry", "filter_refused", "filter_fn refuses the stored entry: a miss", "filter_fn")
+                Step(
+                    "entry",
+                    "filter_refused",
+                    "filter_fn refuses the stored entry: a miss",
+                    "filter_fn",
+                )
             )
         code, words, matches = freshness_source(entry, options, settings)
         if entry.expires is None:
@@ -499,12 +519,24 @@ def explain_facts(
         usable, options, now, settings=settings, request_headers=request_headers
     )
     reason = _lookup_code(decision, usable, options, now)
-    if usable is None and entry is not None and facts.filter_passed is False and reason == "no_entry":
+    if (
+        usable is None
+        and entry is not None
+        and facts.filter_passed is False
+        and reason == "no_entry"
+    ):
         reason = "filter_refused"
     if reason == "no_entry" and steps[-1].code == "vary_mismatch":
         reason = "vary_mismatch"
     name = _DECISIONS[type(decision)]
-    steps.append(Step("lookup", reason, LOOKUP_REASONS[reason], _lookup_source(reason, request_headers, settings)))
+    steps.append(
+        Step(
+            "lookup",
+            reason,
+            LOOKUP_REASONS[reason],
+            _lookup_source(reason, request_headers, settings),
+        )
+    )
     would_store, store_reason, store_step = _store_step(
         name, upper, url, request_headers, options, settings, now, probe
     )
@@ -537,7 +569,8 @@ def _lookup_source(reason: str, request_headers: HeaderPairs, settings: CacheSet
     if reason in ("refresh", "force_refresh", "only_if_cached"):
         return reason
     if reason == "request_directive" or (
-        reason == "max_stale" and request_directives(request_headers, settings).max_stale is not None
+        reason == "max_stale"
+        and request_directives(request_headers, settings).max_stale is not None
     ):
         return "the request's Cache-Control"
     if reason == "stale_while_revalidate":
@@ -579,16 +612,29 @@ def _store_step(
                 "request_no_store": "the request's Cache-Control",
                 "vary_star": "the response's Vary",
             }.get(code, "")
-            return False, code, Step(
-                "store", code, f"the network answered {probe.status}: not stored, {verdict.reason}", source
+            return (
+                False,
+                code,
+                Step(
+                    "store",
+                    code,
+                    f"the network answered {probe.status}: not stored, {verdict.reason}",
+                    source,
+                ),
             )
         until = (
             "never expires"
             if verdict.expires is None
             else f"fresh until {verdict.expires.isoformat(timespec='seconds')}"
         )
-        return True, "would_store", Step(
-            "store", "would_store", f"the network answered {probe.status}: it would be stored, {until}"
+        return (
+            True,
+            "would_store",
+            Step(
+                "store",
+                "would_store",
+                f"the network answered {probe.status}: it would be stored, {until}",
+            ),
         )
     # No response seen: what the request and the settings alone decide.
     verdict = decide_store(
@@ -605,13 +651,19 @@ def _store_step(
         source = {"request_no_store": "the request's Cache-Control"}.get(code, "")
         if code == "expires_immediately":
             source = _settings_rule(url, options, settings)[1]
-        return False, code, Step("store", code, f"not stored whatever the answer: {verdict.reason}", source)
+        return (
+            False,
+            code,
+            Step("store", code, f"not stored whatever the answer: {verdict.reason}", source),
+        )
     codes = ", ".join(str(c) for c in sorted(settings.allowed_codes))
     needs = f"its status is in allowed_codes ({codes})"
     if settings.cache_control:
         needs += ", it does not say no-store or Vary: *"
     if settings.filter_fn is not None:
         needs += ", filter_fn accepts it"
-    return None, "depends_on_response", Step(
-        "store", "depends_on_response", f"a response is stored if {needs}", "allowed_codes"
+    return (
+        None,
+        "depends_on_response",
+        Step("store", "depends_on_response", f"a response is stored if {needs}", "allowed_codes"),
     )
