@@ -313,3 +313,14 @@ async def test_demo(run_acc, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert len(re.findall(r"^2 .* hit ", result.stdout, re.M)) == 6
     assert "the API saw 6 requests" in result.stdout
+
+
+async def test_a_known_scheme_not_installed_names_its_package(run_acc, monkeypatch) -> None:
+    from acc.core import registry
+
+    # As on a machine where only acc-core and acc-cli are installed.
+    monkeypatch.setattr(registry, "_registered", lambda refresh=False: {})
+    monkeypatch.setattr(registry.BackendSpec, "installed", lambda self: self.package == "acc-core")
+    result = await run_acc("stats", cache="mongodb://127.0.0.1/acc")
+    message = one_line_error(result, 2)
+    assert "pip install acc-backend-mongo" in message
