@@ -142,6 +142,9 @@ INVALID: list[tuple[str, Any]] = [
     ("refresh_close_timeout", "5"),
     ("refresh_close_timeout", True),
     ("refresh_close_timeout", float("nan")),
+    ("listeners", "print"),
+    ("listeners", print),
+    ("listeners", [print, "not callable"]),
 ]
 
 

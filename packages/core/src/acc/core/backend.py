@@ -14,8 +14,14 @@ operations underneath (codec, signature, Vary and aliases, no policy): they are 
 flow uses, and what tools that copy or inspect entries use.
 
 The cache is an optimisation, so storage failures fail open: the operation is treated
-as a miss (or a skipped write), ``stats.errors`` grows and a warning is logged once per
-outage. With ``strict=True`` they raise :class:`BackendUnavailable` instead.
+as a miss (or a skipped write), ``stats.errors`` grows, an ``"error"`` event goes to the
+listeners and a warning is logged, rate-limited during an outage (see
+:mod:`acc.core.outage`). With ``strict=True`` they raise :class:`BackendUnavailable`
+instead.
+
+Listeners (:mod:`acc.core.events`) receive an event for each decision of the flow and
+each storage error; :meth:`CacheBackend.explain` tells what the flow would do for a
+request, step by step, without doing it (:mod:`acc.core.flow.explain`).
 """
 
 from __future__ import annotations
@@ -30,13 +36,16 @@ from typing import Any, TypeVar
 
 from acc.core.codec import Codec, DecodeError
 from acc.core.errors import BackendError, BackendUnavailable, ConfigError, EntryTooLarge
+from acc.core.events import CacheEvent, EventHub, Listener
 from acc.core.expiration import NEVER_EXPIRE, ExpirationTime
 from acc.core.flow.coalesce import SingleFlight
 from acc.core.flow.driver import RequestFlow
+from acc.core.flow.explain import ProbeCallable, explain_request
 from acc.core.flow.outcome import CacheResult
 from acc.core.flow.refresh import BackgroundRefreshes
 from acc.core.flow.send import SendCallable, SendExchange
 from acc.core.http.decisions import UNSET, RequestOptions, _Unset
+from acc.core.http.explain import Explanation
 from acc.core.http.policy import entry_storage_expiry
 from acc.core.http.vary import (
     VaryRecord,
@@ -46,7 +55,8 @@ from acc.core.http.vary import (
     varying_headers,
 )
 from acc.core.keys import CacheRequest, create_key, normalize_url
-from acc.core.models import CachedResponse, HeaderPairs, utcnow
+from acc.core.models import CachedResponse, HeaderPairs, StoredEntry, utcnow
+from acc.core.outage import OutageLog
 from acc.core.settings import CacheSettings
 from acc.core.stats import CacheStats
 from acc.core.storage import BaseCache
@@ -149,6 +159,9 @@ class CacheBackend:
             mapping of ``max_entries``, ``max_bytes`` and ``max_age`` (seconds a local
             copy is served, so how late another process's change may be seen). Off by
             default; see the performance page of the documentation.
+        listeners: Callables that receive a :class:`~acc.core.events.CacheEvent` for each
+            decision and each storage error, synchronously; what they raise is logged,
+            never passed on (see :mod:`acc.core.events`).
 
     Raises:
         TypeError: An unknown keyword argument.
@@ -179,6 +192,7 @@ class CacheBackend:
         near_cache: bool | Mapping[str, float] = False,
         clock: Callable[[], datetime] | None = None,
         refresh_close_timeout: float = 5.0,
+        listeners: Iterable[Listener] = (),
     ) -> None:
         self.settings = CacheSettings.build(
             cache_name=cache_name,
@@ -226,6 +240,9 @@ class CacheBackend:
             )
         self.refresh_close_timeout = float(refresh_close_timeout)
         self.stats = CacheStats()
+        self.events = EventHub(listeners)
+        self._outage = OutageLog()
+        self._evictions_seen = 0
         self.inflight = SingleFlight()
         self.flow = RequestFlow(self)
         self.refreshes = BackgroundRefreshes()
@@ -250,6 +267,16 @@ class CacheBackend:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(cache_name={self.cache_name!r})"
+
+    # -- listeners ---------------------------------------------------------------------------
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener`` with a :class:`~acc.core.events.CacheEvent` for every decision."""
+        self.events.add(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        """Stop calling ``listener``; no error if it was not added."""
+        self.events.remove(listener)
 
     # -- construction from a URL -----------------------------------------------------------
 
@@ -396,21 +423,17 @@ class CacheBackend:
     def _storage_failed(self, operation: str, exc: BaseException) -> None:
         """Count and report a storage failure; raise it when ``strict``."""
         self.stats.errors += 1
+        if self.events.listeners:
+            self.events.emit(CacheEvent("error", "storage error", f"{operation} failed: {exc!r}"))
         if self.settings.strict:
             raise BackendUnavailable(f"{self!r}: {operation} failed: {exc!r}") from exc
-        if not self._in_outage:
-            self._in_outage = True
-            logger.warning(
-                "acc: %s failed on %r (%r); serving from the network until storage recovers",
-                operation,
-                self,
-                exc,
-            )
+        self._in_outage = True
+        self._outage.failed(self, operation, exc, self.now())
 
     def _storage_ok(self) -> None:
         if self._in_outage:
             self._in_outage = False
-            logger.warning("acc: storage of %r is working again", self)
+            self._outage.recovered(self)
 
     # -- reading and writing entries --------------------------------------------------------
 
@@ -446,6 +469,7 @@ class CacheBackend:
             self._storage_ok()
         if data is None:
             return None
+        self.stats.bytes_read += len(data)
         memo = self._decoded
         entry = None if memo is None else memo.get(key, data)
         if entry is None:
@@ -454,6 +478,8 @@ class CacheBackend:
             except DecodeError as exc:
                 self.stats.errors += 1
                 logger.warning("acc: discarding unreadable entry %s: %s", key, exc)
+                if self.events.listeners:
+                    self.events.emit(CacheEvent("error", "unreadable entry", str(exc), key=key))
                 await self._delete_quietly(key)
                 return None
             if memo is not None:
@@ -515,7 +541,13 @@ class CacheBackend:
             return False
         if self._in_outage:
             self._storage_ok()
-        self.stats.writes += 1
+        stats = self.stats
+        stats.writes += 1
+        stats.bytes_written += len(data)
+        evicted = self.responses.evictions
+        if evicted is not None and evicted != self._evictions_seen:
+            stats.evictions += evicted - self._evictions_seen
+            self._evictions_seen = evicted
         return True
 
     async def _record_variant(
@@ -696,6 +728,84 @@ class CacheBackend:
         dangling = [key for key, targets in leads if not present.intersection(targets)]
         if dangling:
             await self.redirects.bulk_delete(dangling)
+
+    async def sweep_aliases(self) -> None:
+        """Delete the redirect aliases and vary records that lead to no entry any more.
+
+        ``delete(expired=True)`` (and the other bulk deletions) do this by themselves;
+        tools that delete entries by key in batches call it once at the end.
+        """
+        self._check_open()
+        await self._delete_dangling_aliases(set())
+
+    async def entries(self) -> AsyncIterator[StoredEntry]:
+        """Iterate over the stored entries, with their keys and sizes, skipping unreadable ones.
+
+        A raw listing for tools (the ``acc`` command's ``stats``, ``urls``, ``prune``,
+        ``export``): it applies no freshness and counts nothing in ``stats``.
+        """
+        self._check_open()
+        now = self.now()
+        async for key, data in self.responses.items():
+            try:
+                entry = self.codec.decode(data, key=key)
+            except DecodeError:
+                continue
+            yield StoredEntry(
+                key=key,
+                entry=entry,
+                size=len(data),
+                expired=_past_storage_expiry(entry, self.settings, now),
+            )
+
+    async def compact(self) -> bool:
+        """Give the space of deleted entries back where storage can (SQLite: ``VACUUM``).
+
+        Returns:
+            Whether storage compacted; ``False`` when it cannot (memory, servers).
+        """
+        self._check_open()
+        compacted = await self.responses.compact()
+        return await self.redirects.compact() or compacted
+
+    async def explain(
+        self,
+        request: CacheRequest,
+        *,
+        expire_after: ExpirationTime | _Unset = UNSET,
+        refresh: bool = False,
+        force_refresh: bool = False,
+        only_if_cached: bool = False,
+        probe: ProbeCallable | None = None,
+    ) -> Explanation:
+        """Tell what :meth:`fetch` would do for ``request`` now, and why, step by step.
+
+        It reads storage and changes nothing: no entry is written or deleted, nothing is
+        counted in ``stats``, no event is sent.
+
+        Args:
+            request: The request to explain.
+            expire_after: As for :meth:`fetch`.
+            refresh: As for :meth:`fetch`.
+            force_refresh: As for :meth:`fetch`.
+            only_if_cached: As for :meth:`fetch`.
+            probe: ``async def probe(request) -> CachedResponse``: when the flow would go to
+                the network, it is called once (without conditional headers) so the
+                explanation can tell whether the response would be stored, and why not.
+                Without it, that step says what the request alone decides.
+
+        Returns:
+            The :class:`~acc.core.http.explain.Explanation`: the decision, its reason code
+            and the steps that led to it.
+        """
+        self._check_open()
+        options = RequestOptions.build(
+            expire_after=expire_after,
+            refresh=refresh,
+            force_refresh=force_refresh,
+            only_if_cached=only_if_cached,
+        )
+        return await explain_request(self, request, options, probe=probe)
 
     def url_key(self, url: str, method: str = "GET") -> str:
         """The key a plain request (no body, no extra headers) for ``url`` has."""

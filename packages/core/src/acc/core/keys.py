@@ -46,6 +46,7 @@ __all__ = [
     "KeySettings",
     "create_key",
     "credential_digest",
+    "key_inputs",
     "normalize_url",
     "redact_headers",
     "redact_url",
@@ -285,3 +286,47 @@ def redact_headers(headers: HeaderPairs, ignored_params: frozenset[str]) -> Head
     """Return request headers with credentials and ignored names' values redacted."""
     hidden = CREDENTIAL_HEADERS | {name.lower() for name in ignored_params}
     return tuple((n, REDACTED if n.lower() in hidden else v) for n, v in headers)
+
+
+def key_inputs(
+    request: CacheRequest, settings: KeySettings = KeySettings()
+) -> list[tuple[str, str]]:
+    """What goes into the default key of ``request``, in words, for explanations.
+
+    Never a credential: a credential is named, not shown (its hash is what the key holds).
+    """
+    ignored = settings.ignored_params
+    inputs = [
+        ("method", request.method.upper()),
+        ("url", normalize_url(request.url, ignored)),
+    ]
+    kind = request.body_kind
+    if kind == "none" or request.body is None:
+        inputs.append(("body", "none"))
+    else:
+        size = len(_body_field(request, ignored)) - 9  # the tag and the length prefix
+        inputs.append(("body", f"{kind}, {size} bytes in canonical form"))
+    if settings.include_headers:
+        hidden = {name.lower() for name in ignored} | CREDENTIAL_HEADERS
+        names = sorted({n.lower() for n, _ in request.headers if n.lower() not in hidden})
+        inputs.append(("headers", "all: " + (", ".join(names) or "(none)")))
+    elif settings.match_headers:
+        for name in settings.match_headers:
+            values = [v for n, v in request.headers if n.lower() == name.lower()]
+            inputs.append((f"header {name}", ", ".join(values) if values else "(absent)"))
+    lowered = {name.lower() for name in ignored}
+    credentials = sorted(
+        {n for n, _ in request.headers if n.lower() in CREDENTIAL_HEADERS - lowered}
+        | {
+            _CREDENTIAL_KINDS[item.partition(":")[0]].title()
+            for item in request.credentials
+            if item.partition(":")[0] in _CREDENTIAL_KINDS
+            and _CREDENTIAL_KINDS[item.partition(":")[0]] not in lowered
+        }
+    )
+    if "@" in urlsplit(request.url).netloc:
+        credentials.append("URL user info")
+    inputs.append(("credentials", f"a hash of {', '.join(credentials)}" if credentials else "none"))
+    if ignored:
+        inputs.append(("ignored_params", ", ".join(sorted(ignored))))
+    return inputs

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 import attrs
 
-__all__ = ["CachedResponse", "HeaderPairs", "RedirectHop", "find_header", "utcnow"]
+__all__ = ["CachedResponse", "HeaderPairs", "RedirectHop", "StoredEntry", "find_header", "utcnow"]
 
 HeaderPairs = tuple[tuple[str, str], ...]
 """Headers as ordered ``(name, value)`` pairs, names in the case the server sent."""
@@ -121,3 +121,22 @@ class CachedResponse:
         if self.expires is None:
             return False
         return (now or utcnow()) >= self.expires
+
+
+@attrs.frozen(slots=True)
+class StoredEntry:
+    """An entry as it lies in storage, for tools that list, measure or move entries.
+
+    Attributes:
+        key: The key it is stored under (a variant key for a response with ``Vary``).
+        entry: The decoded entry.
+        size: The bytes it takes in storage (encoded, signature included).
+        expired: Whether storage need not keep it any more: past its freshness and past
+            the time it is kept for revalidation or stale use (what
+            ``CacheBackend.delete(expired=True)`` removes).
+    """
+
+    key: str
+    entry: CachedResponse
+    size: int
+    expired: bool = False

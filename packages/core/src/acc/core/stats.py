@@ -27,6 +27,11 @@ class CacheStats:
         gateway_timeouts: ``only_if_cached`` requests answered ``504``.
         invalidations: Successful unsafe requests that invalidated their target's
             entries (RFC 9111 §4.4).
+        bytes_read: Bytes of entries read from storage (hits, and entries found but not
+            used alike).
+        bytes_written: Bytes of entries written to storage.
+        evictions: Entries a bounded store dropped to stay within its bounds (stores
+            that report it: ``MemoryCache``; others evict on their own and leave it 0).
     """
 
     hits: int = 0
@@ -39,6 +44,9 @@ class CacheStats:
     bypassed: int = 0
     gateway_timeouts: int = 0
     invalidations: int = 0
+    bytes_read: int = 0
+    bytes_written: int = 0
+    evictions: int = 0
 
     def reset(self) -> None:
         """Set every counter back to zero."""

@@ -103,6 +103,11 @@ class SQLiteBackend(CacheBackend):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.db_path)!r})"
 
+    async def compact(self) -> bool:
+        """``VACUUM`` the file once (both tables live in it) and truncate its log."""
+        self._check_open()
+        return await self.responses.compact()
+
     @classmethod
     def from_url(cls, url: str, **options: Any) -> SQLiteBackend:
         """Build a backend from a ``sqlite:`` URL.

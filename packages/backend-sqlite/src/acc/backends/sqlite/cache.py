@@ -678,6 +678,16 @@ class SQLiteCache(BaseCache):
         """Remove the entries past ``expires_at`` at ``now``: one indexed ``DELETE``."""
         return await self._count("delete_expired", self._sql_expired, (now,))
 
+    async def compact(self) -> bool:
+        """``VACUUM`` the database (every table of it), then truncate the write-ahead log.
+
+        The file shrinks to what its live rows need. It takes the database's write lock
+        for as long as it rewrites the file: a maintenance operation (``acc vacuum``).
+        """
+        await self._fetch("compact", "VACUUM", ())
+        await self._fetch("compact", "PRAGMA wal_checkpoint(TRUNCATE)", ())
+        return True
+
     async def clear(self) -> None:
         """Remove every entry of this table, and nothing else in the database."""
         await self._fetch("clear", self._sql_clear, ())

@@ -27,7 +27,10 @@ Rules this module keeps:
    ``force_refresh``, ``refresh``) never waits behind another.
 4. Every decision is counted in :class:`~acc.core.CacheStats` and logged once at DEBUG
    under the ``acc`` logger, with ``extra`` fields ``acc_decision``, ``acc_reason``,
-   ``acc_key`` and ``acc_url`` for structured handlers.
+   ``acc_key`` and ``acc_url`` for structured handlers; the same facts go to the cache's
+   listeners as a :class:`~acc.core.events.CacheEvent` (with the status, the body size
+   and the seconds since the request arrived), and only when there are listeners is
+   the event built or the time read.
 5. Time comes from the cache's clock (``now()``), never read deep inside: tests move it.
 """
 
@@ -38,10 +41,12 @@ import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
+from time import perf_counter
 from typing import Generic, NoReturn, Protocol
 
 import attrs
 
+from acc.core.events import CacheEvent, EventHub, EventKind
 from acc.core.flow.coalesce import SingleFlight
 from acc.core.flow.entries import entry_from_head, gateway_timeout
 from acc.core.flow.exchange import Exchange, LiveT, ResponseHead
@@ -91,6 +96,7 @@ class FlowCache(Protocol):
     settings: CacheSettings
     stats: CacheStats
     inflight: SingleFlight
+    events: EventHub
 
     def now(self) -> datetime:
         """The current time, aware UTC (the cache's clock)."""
@@ -140,6 +146,8 @@ class _Request(Generic[LiveT]):
     options: RequestOptions
     key: str
     refreshes: BackgroundRefreshes
+    started: float = 0.0
+    """``perf_counter()`` when the request arrived, when there are listeners (else 0)."""
 
 
 def _bodiless(request: CacheRequest, method: str, url: str) -> CacheRequest:
@@ -162,10 +170,41 @@ class RequestFlow:
 
     # -- logging and counting ------------------------------------------------------------
 
-    def _log(self, decision: str, reason: str, request: CacheRequest, key: str | None) -> None:
-        if logger.isEnabledFor(logging.DEBUG):
-            # Logs are not storage, but they are kept and shipped: the same redaction.
-            url = redact_url(request.url, self.cache.settings.ignored_params)
+    def _log(
+        self,
+        kind: EventKind,
+        decision: str,
+        reason: str,
+        request: CacheRequest,
+        key: str | None,
+        started: float = 0.0,
+        *,
+        status: int | None = None,
+        stored: bool | None = None,
+        body_bytes: int | None = None,
+    ) -> None:
+        events = self.cache.events
+        debug = logger.isEnabledFor(logging.DEBUG)
+        if not (events.listeners or debug):
+            return
+        # Logs and events are not storage, but they are kept and shipped: the same redaction.
+        url = redact_url(request.url, self.cache.settings.ignored_params)
+        if events.listeners:
+            events.emit(
+                CacheEvent(
+                    kind,
+                    decision,
+                    reason,
+                    request.method,
+                    url,
+                    key,
+                    status=status,
+                    stored=stored,
+                    body_bytes=body_bytes,
+                    elapsed=perf_counter() - started if started else None,
+                )
+            )
+        if debug:
             text = decision if not reason else f"{decision}: {reason}"
             logger.debug(
                 "acc: %s %s: %s",
@@ -189,14 +228,24 @@ class RequestFlow:
         revalidated: bool = False,
         stale: bool = False,
         why: str = "",
+        started: float = 0.0,
     ) -> Outcome[LiveT]:
         stats = self.cache.stats
         stats.hits += 1
         if stale:
             stats.stale += 1
-        if logger.isEnabledFor(logging.DEBUG):
-            decision = "revalidated" if revalidated else ("stale" if stale else "hit")
-            self._log(decision, why, request, key)
+        if self.cache.events.listeners or logger.isEnabledFor(logging.DEBUG):
+            decision: EventKind = "revalidated" if revalidated else ("stale" if stale else "hit")
+            self._log(
+                decision,
+                decision,
+                why,
+                request,
+                key,
+                started,
+                status=entry.status,
+                body_bytes=len(entry.body),
+            )
         return Outcome(
             entry=entry,
             cache_key=key,
@@ -205,10 +254,12 @@ class RequestFlow:
             stale=stale,
         )
 
-    def _gateway_timeout(self, request: CacheRequest, key: str | None, why: str) -> Outcome[LiveT]:
+    def _gateway_timeout(
+        self, request: CacheRequest, key: str | None, why: str, started: float = 0.0
+    ) -> Outcome[LiveT]:
         cache = self.cache
         cache.stats.gateway_timeouts += 1
-        self._log("504", why, request, key)
+        self._log("gateway_timeout", "504", why, request, key, started, status=504)
         entry = gateway_timeout(
             request.method,
             request.url,
@@ -243,12 +294,15 @@ class RequestFlow:
                 ``disabled()`` block): like a bypass, and nothing is invalidated.
         """
         settings = self.cache.settings
+        started = perf_counter() if self.cache.events.listeners else 0.0
         if disabled:
             bypass = "the cache is disabled"
         elif bypass is None and not is_cacheable_method(request.method, settings):
             bypass = f"method {request.method.upper()} is not in allowed_methods"
         if bypass is not None:
-            return await self._bypass(request, exchange, options, bypass, invalidate=not disabled)
+            return await self._bypass(
+                request, exchange, options, bypass, invalidate=not disabled, started=started
+            )
         key = self.cache.create_key(request)
         completions_before_lookup = self.cache.inflight.completions
         if options.force_refresh:
@@ -263,14 +317,21 @@ class RequestFlow:
         )
         if isinstance(decision, UseCached):
             served = decision.entry
-            return self._hit(request, key, served, stale=served.is_expired(now))
+            return self._hit(request, key, served, stale=served.is_expired(now), started=started)
         if isinstance(decision, GatewayTimeout):
             why = "no entry" if entry is None else "the entry may not be used"
-            return self._gateway_timeout(request, key, f"only_if_cached, and {why}")
-        call = _Request(request, exchange, options, key, refreshes)
+            return self._gateway_timeout(request, key, f"only_if_cached, and {why}", started)
+        call = _Request(request, exchange, options, key, refreshes, started)
         if isinstance(decision, StaleWhileRevalidate):
             self._refresh_in_background(call, decision)
-            return self._hit(request, key, decision.entry, stale=True, why="stale-while-revalidate")
+            return self._hit(
+                request,
+                key,
+                decision.entry,
+                stale=True,
+                why="stale-while-revalidate",
+                started=started,
+            )
         if isinstance(decision, (Revalidate, Fetch)):
             return await self._coalesced(call, decision, entry, completions_before_lookup)
         assert_never(decision)
@@ -285,14 +346,15 @@ class RequestFlow:
         why: str,
         *,
         invalidate: bool,
+        started: float = 0.0,
     ) -> Outcome[LiveT]:
         if options.only_if_cached:  # never the network, even when the cache is out of play
-            return self._gateway_timeout(request, None, f"only_if_cached, and {why}")
+            return self._gateway_timeout(request, None, f"only_if_cached, and {why}", started)
         self.cache.stats.bypassed += 1
-        self._log("not cached", why, request, None)
+        self._log("bypass", "not cached", why, request, None, started)
         live = await exchange.send(())
         if invalidate and is_unsafe_method(request.method):
-            await self._invalidate(request, exchange.head(live))
+            await self._invalidate(request, exchange.head(live), started)
         return Outcome(live=live)
 
     async def _read(self, request: CacheRequest, key: str) -> CachedResponse | None:
@@ -303,7 +365,7 @@ class RequestFlow:
             and cache.settings.filter_fn is not None
             and not await self._passes_filter(entry)
         ):
-            self._log("ignored", "filter_fn refused the stored entry", request, key)
+            self._log("ignored", "ignored", "filter_fn refused the stored entry", request, key)
             return None
         return entry
 
@@ -350,7 +412,11 @@ class RequestFlow:
                     )
                     if isinstance(second, UseCached):
                         return self._hit(
-                            call.request, call.key, second.entry, why="stored by a concurrent fetch"
+                            call.request,
+                            call.key,
+                            second.entry,
+                            why="stored by a concurrent fetch",
+                            started=call.started,
                         )
                 stale = decision.entry if isinstance(decision, Revalidate) else entry
                 return await self._exchange(call, decision, stale)
@@ -381,7 +447,14 @@ class RequestFlow:
                     if refreshed is not None:
                         return refreshed
                     # The 304 is about another representation: ask without conditions.
-                    self._log("revalidation", "the 304 selects no stored entry", request, call.key)
+                    self._log(
+                        "ignored",
+                        "revalidation",
+                        "the 304 selects no stored entry",
+                        request,
+                        call.key,
+                        call.started,
+                    )
                     live = await exchange.send(())
             else:
                 live = await exchange.send(())
@@ -396,7 +469,9 @@ class RequestFlow:
             if fallback is None:
                 raise
             why = f"stale-if-error: the origin could not be reached ({type(exc).__name__})"
-            return self._hit(call.request, call.key, fallback.entry, stale=True, why=why)
+            return self._hit(
+                call.request, call.key, fallback.entry, stale=True, why=why, started=call.started
+            )
         head = exchange.head(live)
         if head.status >= 500 and stale is not None:
             fallback = decide_error(
@@ -409,14 +484,21 @@ class RequestFlow:
             if fallback is not None:
                 await exchange.release(live)
                 why = f"stale-if-error: the origin answered {head.status}"
-                return self._hit(call.request, call.key, fallback.entry, stale=True, why=why)
+                return self._hit(
+                    call.request,
+                    call.key,
+                    fallback.entry,
+                    stale=True,
+                    why=why,
+                    started=call.started,
+                )
         if isinstance(decision, Fetch):
             fetched = _FETCH_REASONS.get(decision.reason, decision.reason)
         else:
             fetched = f"revalidation answered {head.status}"
         outcome = await self._store(call, live, head, fetched)
         if is_unsafe_method(request.method):
-            await self._invalidate(request, head)
+            await self._invalidate(request, head, call.started)
         return outcome
 
     async def _refreshed(
@@ -447,7 +529,12 @@ class RequestFlow:
             )
         cache.stats.revalidations += 1
         return self._hit(
-            call.request, call.key, refreshed, revalidated=True, why="304 Not Modified"
+            call.request,
+            call.key,
+            refreshed,
+            revalidated=True,
+            why="304 Not Modified",
+            started=call.started,
         )
 
     async def _store(
@@ -470,7 +557,16 @@ class RequestFlow:
         )
         if not decision.store:
             cache.stats.not_stored += 1
-            self._log(fetched, f"not stored: {decision.reason}", call.request, call.key)
+            self._log(
+                "miss",
+                fetched,
+                f"not stored: {decision.reason}",
+                call.request,
+                call.key,
+                call.started,
+                status=head.status,
+                stored=False,
+            )
             return Outcome(live=live, cache_key=call.key)
         body = await call.exchange.read(live)
         entry = entry_from_head(
@@ -482,7 +578,16 @@ class RequestFlow:
         )
         if not await self._passes_filter(entry):
             cache.stats.not_stored += 1
-            self._log(fetched, "not stored: filter_fn refused it", call.request, call.key)
+            self._log(
+                "miss",
+                fetched,
+                "not stored: filter_fn refused it",
+                call.request,
+                call.key,
+                call.started,
+                status=head.status,
+                stored=False,
+            )
             return Outcome(entry=entry, live=live, body=body, cache_key=call.key)
         stored = await cache.write_entry(
             call.key,
@@ -492,7 +597,17 @@ class RequestFlow:
             keep_until=decision.storage_expires,
         )
         outcome = "stored" if stored else "not stored: storage refused it"
-        self._log(fetched, outcome, call.request, call.key)
+        self._log(
+            "miss",
+            fetched,
+            outcome,
+            call.request,
+            call.key,
+            call.started,
+            status=head.status,
+            stored=stored,
+            body_bytes=len(body),
+        )
         return Outcome(entry=entry, live=live, body=body, cache_key=call.key, stored=stored)
 
     def _alias_keys(self, request: CacheRequest, head: ResponseHead) -> set[str]:
@@ -502,7 +617,9 @@ class RequestFlow:
         urls = [hop.url for hop in head.history[1:]] + [head.url]
         return {self.cache.create_key(_bodiless(request, "GET", u)) for u in urls}
 
-    async def _invalidate(self, request: CacheRequest, head: ResponseHead) -> None:
+    async def _invalidate(
+        self, request: CacheRequest, head: ResponseHead, started: float = 0.0
+    ) -> None:
         """After a successful unsafe request, drop the entries of its target (RFC 9111 §4.4).
 
         The GET and HEAD entries of each URL go: the plain request's, and the one a
@@ -519,7 +636,15 @@ class RequestFlow:
                 keys.append(cache.url_key(target, safe))
                 keys.append(cache.create_key(_bodiless(request, safe, target)))
         cache.stats.invalidations += 1
-        self._log("invalidated", ", ".join(urls), request, None)
+        self._log(
+            "invalidation",
+            "invalidated",
+            ", ".join(urls),
+            request,
+            None,
+            started,
+            status=head.status,
+        )
         await cache.invalidate(keys)
 
     def _refresh_in_background(self, call: _Request[LiveT], decision: StaleWhileRevalidate) -> None:

@@ -131,6 +131,26 @@ class BaseCache(abc.ABC):
         """Release the store's resources. Idempotent; later use raises ``BackendError``."""
         self._closed = True
 
+    @property
+    def evictions(self) -> int | None:
+        """Entries the store dropped to stay within its bounds, or ``None`` if it cannot tell.
+
+        A bounded in-process store counts them (``MemoryCache``); the façade adds them to
+        ``stats.evictions``. The default is ``None``: a server that evicts on its own
+        (Redis ``maxmemory``) does not tell its client.
+        """
+        return None
+
+    async def compact(self) -> bool:
+        """Give the space of deleted entries back, where the store can (SQLite ``VACUUM``).
+
+        Returns:
+            Whether the store compacted; ``False`` (the default) when it has nothing to do
+            or cannot (memory and servers manage their own space).
+        """
+        self._ensure_open()
+        return False
+
     # -- helpers for adapters -----------------------------------------------------------
 
     @property

@@ -69,6 +69,7 @@ class LRU(Generic[_K, _V]):
         "_item_limit",
         "_items",
         "_sizes",
+        "evictions",
         "max_bytes",
         "max_entries",
         "max_item_bytes",
@@ -106,6 +107,8 @@ class LRU(Generic[_K, _V]):
         self._item_limit = _UNBOUNDED if max_item_bytes is None else max_item_bytes
         self.nbytes = 0
         """The sum of the sizes of the items kept (counted only with a ``max_bytes``)."""
+        self.evictions = 0
+        """Items dropped so far to keep within the bounds (not those removed by the caller)."""
         self._items: OrderedDict[_K, _V] = OrderedDict()
         # The size of each item, only when there is a byte bound to keep.
         self._sizes: dict[_K, int] | None = None if max_bytes is None else {}
@@ -171,6 +174,7 @@ class LRU(Generic[_K, _V]):
         items, sizes = self._items, self._sizes
         while len(items) > self._entry_limit or self.nbytes > self._byte_limit:
             key, _value = items.popitem(last=False)
+            self.evictions += 1
             if sizes is not None:
                 self.nbytes -= sizes.pop(key)
 

@@ -50,6 +50,11 @@ class MemoryCache(BaseCache):
         """The bound on the bytes of the values (``None``: unbounded)."""
         return self._data.max_bytes
 
+    @property
+    def evictions(self) -> int:
+        """Entries evicted so far to stay within ``max_entries`` and ``max_bytes``."""
+        return self._data.evictions
+
     def _live(self, key: str, now: float) -> bytes | None:
         data = self._data
         item = data.peek(key)

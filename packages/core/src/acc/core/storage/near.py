@@ -161,6 +161,15 @@ class NearCache(BaseCache):
 
     # -- the port ---------------------------------------------------------------------------
 
+    @property
+    def evictions(self) -> int | None:
+        """The inner store's evictions (dropping a local copy evicts nothing from the cache)."""
+        return self.inner.evictions
+
+    async def compact(self) -> bool:
+        """Compact the inner store."""
+        return await self.inner.compact()
+
     async def read(self, key: str) -> bytes | None:
         """Return the local copy while fresh, else read the store (and keep a copy)."""
         self._ensure_open()
