@@ -62,6 +62,7 @@ from acc.core.http.policy import (
     is_unsafe_method,
     not_modified_selects,
     refresh_not_modified,
+    served_entry,
 )
 from acc.core.keys import CacheRequest
 from acc.core.models import CachedResponse, HeaderPairs
@@ -193,6 +194,8 @@ class RequestFlow:
             stats.stale += 1
         decision = "revalidated" if revalidated else ("stale" if stale else "hit")
         self._log(decision, why, call.request, call.key)
+        if not revalidated:  # served without validation: with its current Age
+            entry = served_entry(entry, self.cache.now(), self.cache.settings)
         return Outcome(
             entry=entry,
             cache_key=call.key,
