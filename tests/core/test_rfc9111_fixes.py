@@ -33,6 +33,7 @@ from acc.core.http.policy import (
     merge_not_modified,
     served_entry,
 )
+from acc.core.http.ranges import byte_range
 from acc.core.http.vary import variant_key
 from acc.core.models import CachedResponse
 from acc.core.settings import CacheSettings
@@ -446,3 +447,61 @@ def test_vary_keeps_member_order() -> None:
     assert variant_key("k", names, (("Accept-Language", "en, de"),)) != variant_key(
         "k", names, (("Accept-Language", "de, en"),)
     )
+
+
+# -- a byte range out of a stored complete response (RFC 9110 §14) -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "selected"),
+    [
+        ("bytes=0-1", (0, 1)),
+        ("bytes=1-", (1, 10)),
+        ("bytes=-1", (10, 10)),
+        ("bytes=-50", (0, 10)),
+        ("bytes=5-500", (5, 10)),
+        ("BYTES = 2 - 3", (2, 3)),
+        ("bytes=11-", None),
+        ("bytes=3-2", None),
+        ("bytes=-0", None),
+        ("bytes=0-1,3-4", None),
+        ("items=0-1", None),
+        ("bytes=a-b", None),
+    ],
+)
+def test_one_byte_range_is_read(value: str, selected: tuple[int, int] | None) -> None:
+    assert byte_range(value, 11) == selected
+
+
+def test_a_range_request_gets_its_part_of_a_stored_200() -> None:
+    whole = CachedResponse(
+        200,
+        "OK",
+        URL,
+        "GET",
+        headers=(("Content-Length", "11"), ("ETag", '"v"')),
+        body=b"01234567890",
+    )
+    part = served_entry(whole, NOW, RFC, request_headers=(("Range", "bytes=0-1"),))
+    assert (part.status, part.reason, part.body) == (206, "Partial Content", b"01")
+    assert ("Content-Range", "bytes 0-1/11") in part.headers
+    assert ("Content-Length", "2") in part.headers
+    assert ("ETag", '"v"') in part.headers
+
+
+@pytest.mark.parametrize(
+    ("method", "status", "headers", "settings"),
+    [
+        ("HEAD", 200, (("Range", "bytes=0-1"),), RFC),
+        ("GET", 404, (("Range", "bytes=0-1"),), RFC),
+        ("GET", 200, (("Range", "bytes=0-1"), ("If-Range", '"v"')), RFC),
+        ("GET", 200, (("Range", "bytes=50-"),), RFC),
+        ("GET", 200, (("Range", "bytes=0-1"),), PLAIN),
+    ],
+)
+def test_otherwise_the_whole_response_answers(
+    method: str, status: int, headers: Headers, settings: CacheSettings
+) -> None:
+    whole = CachedResponse(status, "OK", URL, "GET", body=b"01234567890")
+    served = served_entry(whole, NOW, settings, method=method, request_headers=headers)
+    assert (served.status, served.body) == (status, b"01234567890")

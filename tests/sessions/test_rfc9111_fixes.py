@@ -342,3 +342,19 @@ async def test_vary_normalises_list_whitespace_and_language_case(origin, rfc):
         assert same.from_cache is True
         other = await session.get(url, headers={"Foo": "1,2", "Accept-Language": "de, en"})
         assert other.from_cache is False
+
+
+async def test_a_range_request_is_answered_from_a_stored_complete_response(origin, rfc):
+    async with rfc() as session:
+        url = origin("range", ("Cache-Control", "max-age=600"))
+        whole = await session.get(url)
+        assert await whole.read() == b"/r/range #1"
+        part = await session.get(url, headers={"Range": "bytes=3-7"})
+        assert part.from_cache is True
+        assert part.status == 206
+        assert part.headers["Content-Range"] == "bytes 3-7/11"
+        assert await part.read() == b"range"
+        again = await session.get(url)
+        assert again.status == 200
+        assert await again.read() == b"/r/range #1"
+    assert origin.hits["/r/range"] == 1

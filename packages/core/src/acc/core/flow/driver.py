@@ -194,8 +194,14 @@ class RequestFlow:
             stats.stale += 1
         decision = "revalidated" if revalidated else ("stale" if stale else "hit")
         self._log(decision, why, call.request, call.key)
-        if not revalidated:  # served without validation: with its current Age
-            entry = served_entry(entry, self.cache.now(), self.cache.settings)
+        entry = served_entry(
+            entry,
+            self.cache.now(),
+            self.cache.settings,
+            method=call.request.method,
+            request_headers=call.request.headers,
+            validated=revalidated,
+        )
         return Outcome(
             entry=entry,
             cache_key=call.key,

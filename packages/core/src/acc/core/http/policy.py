@@ -61,7 +61,9 @@ Rules this module keeps:
     invalidates the entries of its target URL, and of ``Location``/``Content-Location``
     when they share its origin (RFC 9111 §4.4).
 11. With ``cache_control=True``, an entry served without validation carries ``Age``,
-    its current age (RFC 9111 §4, §5.1).
+    its current age (RFC 9111 §4, §5.1), and a ``GET`` with one byte ``Range`` is
+    answered from a stored ``200`` with the ``206`` the origin would send (RFC 9110
+    §14; see :mod:`acc.core.http.ranges`).
 """
 
 from __future__ import annotations
@@ -108,6 +110,7 @@ from acc.core.http.invalidation import (
     invalidated_urls,
     is_unsafe_method,
 )
+from acc.core.http.ranges import ranged_entry
 from acc.core.http.vary import varying_headers
 from acc.core.models import CachedResponse, HeaderPairs, find_header
 from acc.core.settings import CacheSettings
@@ -572,12 +575,23 @@ def refresh_not_modified(
     return attrs.evolve(merged, expires=expires), decision
 
 
-def served_entry(entry: CachedResponse, now: datetime, settings: CacheSettings) -> CachedResponse:
-    """``entry`` as it is served without validation at ``now`` (rule 11).
+def served_entry(
+    entry: CachedResponse,
+    now: datetime,
+    settings: CacheSettings,
+    *,
+    method: str = "GET",
+    request_headers: HeaderPairs = (),
+    validated: bool = False,
+) -> CachedResponse:
+    """``entry`` as it is served to a request at ``now`` (rule 11).
 
-    With ``cache_control=True`` its ``Age`` is its current age, replacing the stored one
-    (RFC 9111 §4, §5.1); otherwise it is served as stored.
+    With ``cache_control=True``: an entry used without validation carries its current
+    ``Age``, replacing the stored one (RFC 9111 §4, §5.1); a one-range ``GET`` is given
+    its part of a stored ``200`` (RFC 9110 §14.2). Otherwise it is served as stored.
     """
     if not settings.cache_control:
         return entry
-    return attrs.evolve(entry, headers=age_header(entry.headers, entry.created_at, now))
+    if not validated:
+        entry = attrs.evolve(entry, headers=age_header(entry.headers, entry.created_at, now))
+    return ranged_entry(entry, method, request_headers) if request_headers else entry
