@@ -32,7 +32,6 @@ import json
 import os
 import shutil
 import sys
-from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -81,7 +80,9 @@ PASSING = frozenset({"pass", "yes"})
 
 def _forwarded(headers: Any, *, drop: frozenset[str] = frozenset()) -> CIMultiDict[str]:
     named = {
-        name.strip().lower() for value in headers.getall("Connection", ()) for name in value.split(",")
+        name.strip().lower()
+        for value in headers.getall("Connection", ())
+        for name in value.split(",")
     }
     skip = _HOP_BY_HOP | named | drop
     return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in skip)
@@ -130,9 +131,7 @@ async def start_proxy(origin: str, cache: CacheBackend) -> AsyncIterator[str]:
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
-        server = site._server
-        assert server is not None
-        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = runner.addresses[0][1]
         try:
             yield f"http://127.0.0.1:{port}"
         finally:
@@ -187,7 +186,9 @@ async def _origin(node: str) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def _client(node: str, base: str, test_id: str | None) -> AsyncIterator[asyncio.subprocess.Process]:
+async def _client(
+    node: str, base: str, test_id: str | None
+) -> AsyncIterator[asyncio.subprocess.Process]:
     args = [node, "run.mjs", base] + ([test_id] if test_id else [])
     process = await asyncio.create_subprocess_exec(
         *args,
@@ -304,7 +305,7 @@ def _main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--options",
         default="{}",
-        help='CacheBackend options besides cache_control=True, as JSON (e.g. \'{"expire_after": 0}\')',
+        help='CacheBackend options besides cache_control=True, as JSON: {"expire_after": 0}',
     )
     parser.add_argument("--json", action="store_true", help="print every grade as JSON")
     args = parser.parse_args(argv)
