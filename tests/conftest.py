@@ -34,6 +34,9 @@ class Origin:
         # and every (path, status) answered, to tell a 304 from a full response.
         self.force_status: dict[str, int] = {}
         self.answered: list[tuple[str, int]] = []
+        # /gate holds every request until a test opens it: concurrency tests count the
+        # requests that arrived while it was shut instead of timing them.
+        self.gate = asyncio.Event()
 
     def __call__(self, path: str) -> str:
         return str(
@@ -45,6 +48,10 @@ class Origin:
     @property
     def total(self) -> int:
         return sum(self.hits.values())
+
+    def http(self, name: str, **params: str) -> str:
+        """The URL of ``/http/{name}`` sending the headers ``params`` name (see the route)."""
+        return str(self.url.with_path(f"/http/{name}").with_query(params))
 
 
 def _app(origin_ref: list[Origin]) -> web.Application:
@@ -94,6 +101,14 @@ def _app(origin_ref: list[Origin]) -> web.Application:
         origin = seen(request)
         await asyncio.sleep(float(request.query.get("delay", "0.3")))
         return web.json_response({"count": origin.hits[request.path]})
+
+    @routes.route("*", "/gate")
+    async def gate(request: web.Request) -> web.Response:
+        """Answer once ``origin.gate`` is open, with the count when the request arrived."""
+        origin = seen(request)
+        count = origin.hits[request.path]
+        await origin.gate.wait()
+        return web.json_response({"method": request.method, "count": count})
 
     @routes.get("/etag")
     async def etag(request: web.Request) -> web.Response:
@@ -249,4 +264,5 @@ async def origin() -> AsyncIterator[Origin]:
     try:
         yield ref[0]
     finally:
+        ref[0].gate.set()  # no request left waiting at the gate holds up the shutdown
         await runner.cleanup()

@@ -26,10 +26,10 @@ class TestMemoryCache(BaseCacheContract):
 
 
 class TestBoundedMemoryCache(BaseCacheContract):
-    """A bound larger than any test writes must change nothing the contract observes."""
+    """Bounds larger than any test writes must change nothing the contract observes."""
 
     @pytest.fixture
     async def cache(self) -> AsyncIterator[MemoryCache]:
-        store = MemoryCache(max_entries=1000)
+        store = MemoryCache(max_entries=1000, max_bytes=64 * 1024 * 1024)
         yield store
         await store.close()

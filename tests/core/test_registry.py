@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
+import inspect
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -14,12 +16,9 @@ import pytest
 
 from acc.backends.sqlite import SQLiteBackend
 from acc.core import CacheBackend, ConfigError, MemoryCache, registry
-from acc.core.registry import (
-    backend_from_url,
-    installed_schemes,
-    parse_url_options,
-    resolve_backend_class,
-)
+from acc.core.registry import KNOWN_BACKENDS, BackendSpec, installed_schemes, resolve_backend_class
+from acc.core.storage.near import NearCache
+from acc.core.url_options import parse_url_options, register_option_type
 
 FAKE_PACKAGE = Path(__file__).parents[1] / "fixtures" / "acc-backend-fake"
 
@@ -65,7 +64,21 @@ def test_keyword_options_override_the_query() -> None:
 
 def test_memory_scheme_is_case_insensitive_and_registered() -> None:
     assert resolve_backend_class("MEMORY") is CacheBackend
-    assert type(backend_from_url("Memory://")) is CacheBackend
+    assert type(CacheBackend.from_url("Memory://")) is CacheBackend
+
+
+def test_stale_windows_and_the_near_cache_in_a_url() -> None:
+    backend = CacheBackend.from_url(
+        "memory://?stale_if_error=30&stale_while_revalidate=yes"
+        "&near_cache=max_entries:10,max_age:2.5"
+    )
+    assert backend.settings.stale_if_error == 30.0
+    assert backend.settings.stale_while_revalidate is True
+    assert isinstance(backend.responses, NearCache)
+    assert backend.responses.max_entries == 10
+    assert backend.responses.max_age == 2.5
+    with pytest.raises(ConfigError, match=r"^near_cache"):
+        CacheBackend.from_url("memory://?near_cache=max_entries:many")
 
 
 @pytest.mark.parametrize(
@@ -78,6 +91,8 @@ def test_memory_scheme_is_case_insensitive_and_registered() -> None:
         ("memory://?expire_after=1&expire_after=2", ConfigError),
         ("memory://?allowed_codes=99", ConfigError),
         ("memory://?cache_name=x", TypeError),
+        ("memory://?responses=x", TypeError),  # objects only code can pass
+        ("memory://?filter_fn=none", TypeError),
         ("memory://x#fragment", ConfigError),
     ],
 )
@@ -222,16 +237,19 @@ def test_unknown_scheme_lists_installed_schemes() -> None:
 def test_known_but_missing_scheme_gives_the_pip_install_line(
     url: str, package: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The entry points of an environment without ``package``, as the registry reads them.
+    # An environment without ``package``: no entry points of its, and no module to import.
     real_scan = registry._scan
+    scheme = url.split(":")[0]
+    module = KNOWN_BACKENDS[scheme].module
 
     def scan_without_package() -> dict[str, Any]:
-        found = real_scan()
-        return {s: ep for s, ep in found.items() if registry.KNOWN_SCHEMES.get(s) != package}
+        return {s: spec for s, spec in real_scan().items() if spec.module != module}
 
     monkeypatch.setattr(registry, "_scan", scan_without_package)
     monkeypatch.setattr(registry, "_entry_points", None)
-    assert url.split(":")[0] not in installed_schemes()
+    monkeypatch.setitem(sys.modules, module, None)  # import fails, find_spec finds nothing
+    assert KNOWN_BACKENDS[scheme].package == package
+    assert scheme not in installed_schemes()
     with pytest.raises(ConfigError) as raised:
         CacheBackend.from_url(url)
     message = str(raised.value)
@@ -303,7 +321,7 @@ def test_a_third_party_backend_is_found_by_its_scheme(fake_installed: Any) -> No
 
 
 def test_a_third_party_backend_gets_options_and_checks_them(fake_installed: Any) -> None:
-    backend = backend_from_url("fake://x?flavour=mint", flavour="lemon")
+    backend = CacheBackend.from_url("fake://x?flavour=mint", flavour="lemon")
     assert backend.flavour == "lemon"  # type: ignore[attr-defined]
     with pytest.raises(TypeError, match="colour"):
         CacheBackend.from_url("fake://x?colour=red")
@@ -319,6 +337,16 @@ def test_unknown_scheme_lists_third_party_schemes_too(fake_installed: Any) -> No
 def test_a_backend_without_from_url_does_not_loop(fake_installed: Any) -> None:
     with pytest.raises(ConfigError, match="from_url"):
         CacheBackend.from_url("plain://x")
+
+
+def test_the_facade_registered_for_another_scheme_does_not_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(registry, "_scan", lambda: {"loop": KNOWN_BACKENDS["memory"]})
+    monkeypatch.setattr(registry, "_entry_points", None)
+    assert resolve_backend_class("loop") is CacheBackend
+    with pytest.raises(ConfigError, match="does not handle loop://"):
+        CacheBackend.from_url("loop://x")
 
 
 def test_a_registered_object_that_is_not_a_backend(fake_installed: Any) -> None:
@@ -337,53 +365,172 @@ def test_the_cache_is_invalidated_on_request(fake_installed: Any) -> None:
     assert "fake" in installed_schemes()
 
 
+# -- the built-in table of known schemes ---------------------------------------------------
+
+
+def test_a_known_scheme_resolves_without_its_entry_point(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A source checkout that was never installed has no entry points, only the modules.
+    monkeypatch.setattr(registry, "_scan", dict)
+    monkeypatch.setattr(registry, "_entry_points", None)
+    assert resolve_backend_class("sqlite") is SQLiteBackend
+    assert "sqlite" in installed_schemes()
+    with pytest.raises(ConfigError, match="nosuch"):
+        resolve_backend_class("nosuch")
+
+
+def test_the_known_schemes_match_the_first_party_entry_points() -> None:
+    registered = {
+        ep.name: (ep.value, ep.dist.name if ep.dist else None)
+        for ep in importlib.metadata.entry_points(group="acc.backends")
+        if ep.dist is not None and ep.dist.name.startswith("acc-")
+    }
+    assert set(registered) == set(KNOWN_BACKENDS)
+    for scheme, spec in KNOWN_BACKENDS.items():
+        assert registered[scheme] == (spec.target, spec.package)
+
+
+def test_a_known_backend_whose_import_fails_says_what_to_reinstall(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "acc_test_half_installed.py").write_text(
+        "import acc_test_missing_driver\n", encoding="utf-8"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = BackendSpec("acc_test_half_installed:Backend", "acc-backend-half")
+    monkeypatch.setattr(registry, "KNOWN_BACKENDS", {"half": spec})
+    assert spec.installed()
+    with pytest.raises(ConfigError) as raised:
+        resolve_backend_class("half")
+    message = str(raised.value)
+    assert "cannot be imported" in message
+    assert "acc_test_missing_driver" in message
+    assert "pip install acc-backend-half" in message
+
+
+def test_a_known_object_that_is_not_a_class(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        registry, "KNOWN_BACKENDS", {"fn": BackendSpec("acc.core.registry:invalidate_cache")}
+    )
+    with pytest.raises(ConfigError, match="not a class"):
+        resolve_backend_class("fn")
+
+
 # -- parse_url_options ------------------------------------------------------------------------
 
+TABLE = {
+    "count": int,
+    "ratio": float,
+    "flag": bool,
+    "names": list[str],
+    "codes": tuple[int, ...],
+    "label": str,
+    "maybe": int | None,
+    "either": int | float,
+    "pairs": dict[str, int],
+    "one_or_many": str | list[str],
+}
 
-def _target(
-    *,
-    count: int = 1,
-    ratio: float = 1.0,
-    flag: bool = False,
-    names: list[str] | None = None,
-    codes: tuple[int, ...] = (),
-    label: str = "",
-    maybe: int | None = None,
-    untyped=3,
-) -> None:
-    """A function with one parameter of each kind."""
 
-
-def test_parse_url_options_converts_by_annotation() -> None:
+def test_parse_url_options_converts_by_the_table() -> None:
     options = parse_url_options(
-        "count=4&ratio=2&flag=on&names=a,b&names=c&codes=1,2&label=x%20y&maybe=none&untyped=7",
-        _target,
+        "count=4&ratio=2&flag=on&names=a,b&names=c&codes=1,2&label=x%20y&maybe=none"
+        "&either=7&pairs=a:1,b:2&one_or_many=x",
+        TABLE,
     )
     assert options == {
         "count": 4,
         "ratio": 2.0,
         "flag": True,
         "names": ["a", "b", "c"],
-        "codes": [1, 2],
+        "codes": (1, 2),
         "label": "x y",
         "maybe": None,
-        "untyped": 7,
+        "either": 7,
+        "pairs": {"a": 1, "b": 2},
+        "one_or_many": "x",
     }
     assert type(options["ratio"]) is float
+    assert type(options["either"]) is int
+    assert parse_url_options("either=1.5&one_or_many=x,y", TABLE) == {
+        "either": 1.5,
+        "one_or_many": ["x", "y"],
+    }
+    assert parse_url_options("one_or_many=x&one_or_many=y", TABLE) == {"one_or_many": ["x", "y"]}
 
 
-def test_parse_url_options_takes_a_mapping_and_explicit_converters() -> None:
-    options = parse_url_options(
-        {"count": ["5"], "label": "plain"}, _target, converters={"label": str.upper}
-    )
-    assert options == {"count": 5, "label": "PLAIN"}
+def test_parse_url_options_takes_a_mapping_and_types_a_backend_teaches_it() -> None:
+    class Shout(str):
+        """An option type of a backend's own."""
+
+    def shout(text: str) -> Shout:
+        if not text.isalpha():
+            raise ValueError(text)
+        return Shout(text.upper())
+
+    register_option_type(Shout, shout, "letters")
+    table = {**TABLE, "label": Shout, "labels": list[Shout]}
+    options = parse_url_options({"count": ["5"], "label": "plain", "labels": "a,b"}, table)
+    assert options == {"count": 5, "label": "PLAIN", "labels": ["A", "B"]}
+    assert type(options["label"]) is Shout
+    with pytest.raises(ConfigError, match=r"^labels: expected letters in the URL query, not '1'"):
+        parse_url_options("labels=a,1", table)
 
 
-def test_parse_url_options_refuses_unknown_names_unless_open_ended() -> None:
-    with pytest.raises(TypeError, match="colour"):
-        parse_url_options("colour=red", _target)
+@pytest.mark.parametrize(
+    ("query", "argument", "problem"),
+    [
+        ("count=many", "count", "expected an integer"),
+        ("count=1&count=2", "count", "given 2 times"),
+        ("maybe=1&maybe=2", "maybe", "given 2 times"),
+        ("flag=perhaps", "flag", "expected true or false"),
+        ("codes=1,x", "codes", "expected an integer"),
+        ("pairs=a", "pairs", "name:value pairs"),
+        ("pairs=a:x", "pairs", "name:value pairs, each value an integer"),
+        ("maybe=x", "maybe", "expected an integer, or none"),
+        ("expire_after=soon", "expire_after", "expected seconds, -1, never or an ISO 8601"),
+    ],
+)
+def test_parse_url_options_names_the_option_of_a_bad_value(
+    query: str, argument: str, problem: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_url_options(query, TABLE)
+    assert raised.value.argument == argument
+    assert problem in raised.value.problem
 
-    def open_ended(*, count: int = 1, **extra: object) -> None:
-        """Takes anything."""
 
-    assert parse_url_options("count=2&colour=red", open_ended) == {"count": 2, "colour": "red"}
+def test_parse_url_options_refuses_names_in_no_table_and_skipped_ones() -> None:
+    with pytest.raises(TypeError, match="colour") as raised:
+        parse_url_options("colour=red", TABLE, owner="Paint")
+    message = str(raised.value)
+    assert message.startswith("Paint got an unknown option 'colour'")
+    assert "count" in message  # the backend's table
+    assert "expire_after" in message  # and CacheBackend's
+    with pytest.raises(TypeError, match="'count' cannot be set in the URL query of Paint"):
+        parse_url_options("count=2", TABLE, skip=("count",), owner="Paint")
+    assert parse_url_options("count=2", TABLE, skip=("label",)) == {"count": 2}
+
+
+@pytest.mark.parametrize(
+    ("module", "backend", "table"),
+    [
+        ("acc.backends.sqlite.backend", "SQLiteBackend", "URL_OPTIONS"),
+        ("acc.backends.redis.backend", "RedisBackend", "URL_OPTIONS"),
+        ("acc.backends.dynamodb.backend", "DynamoDBBackend", "URL_OPTIONS"),
+        ("acc.core.url_options", "", "CACHE_OPTIONS"),
+    ],
+)
+def test_every_option_of_a_table_is_a_keyword_of_its_backend(
+    module: str, backend: str, table: str
+) -> None:
+    namespace = importlib.import_module(module)
+    klass = getattr(namespace, backend) if backend else CacheBackend
+    options = getattr(namespace, table)
+    assert isinstance(options, Mapping)
+    assert options  # a vacuous table would pass
+    keywords: set[str] = set()
+    for owner in (klass, CacheBackend):
+        for name, parameter in inspect.signature(owner).parameters.items():
+            if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
+                keywords.add(name)
+    assert set(options) <= keywords

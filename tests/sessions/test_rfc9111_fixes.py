@@ -358,3 +358,26 @@ async def test_a_range_request_is_answered_from_a_stored_complete_response(origi
         assert again.status == 200
         assert await again.read() == b"/r/range #1"
     assert origin.hits["/r/range"] == 1
+
+
+# -- the httpx binding keeps the label of a body httpx does not decode -------------------------
+
+
+async def test_httpx_keeps_the_label_of_a_coding_it_does_not_decode(origin, make_backend):
+    from acc.sessions.httpx import CachedClient
+
+    async with CachedClient(cache=make_backend(cache_control=True)) as client:
+        url = origin("hx", ("Cache-Control", "max-age=600"), ("Content-Encoding", "x-custom"))
+        first = await client.get(url)
+        hit = await client.get(url)
+        assert hit.extensions["acc"]["from_cache"] is True
+        assert hit.headers["Content-Encoding"] == "x-custom"
+        assert hit.content == first.content == b"/r/hx #1"
+        gz = origin(
+            "hx-gzip", ("Cache-Control", "max-age=600"), ("Content-Encoding", "gzip"), body="gzip"
+        )
+        await client.get(gz)
+        decoded = await client.get(gz)
+        assert decoded.extensions["acc"]["from_cache"] is True
+        assert "Content-Encoding" not in decoded.headers
+        assert decoded.content == b"/r/hx-gzip #1"

@@ -57,3 +57,18 @@ def test_unknown_keyword_and_bad_value() -> None:
         ExampleBackend(URL, expire_aftr=60)
     with pytest.raises(ConfigError, match=r"^expire_after"):
         ExampleBackend(URL, expire_after="soon")
+    with pytest.raises(ConfigError, match=r"^pool_size"):
+        ExampleBackend(URL, pool_size=0)
+
+
+def test_url_options_are_typed_and_checked() -> None:
+    """The query sets the options of URL_OPTIONS and CacheBackend's; keywords win."""
+    backend = ExampleBackend.from_url(f"{URL}?pool_size=4&expire_after=60&allowed_codes=200,404")
+    assert backend.pool_size == 4
+    assert backend.settings.expire_after == 60
+    assert backend.settings.allowed_codes == {200, 404}
+    assert ExampleBackend.from_url(f"{URL}?pool_size=4", pool_size=2).pool_size == 2
+    with pytest.raises(TypeError, match="pool_sise"):
+        ExampleBackend.from_url(f"{URL}?pool_sise=4")
+    with pytest.raises(ConfigError, match=r"^pool_size"):
+        ExampleBackend.from_url(f"{URL}?pool_size=many")

@@ -211,6 +211,8 @@ class CacheBackend:
         self.redirects: BaseCache = redirects if redirects is not None else MemoryCache()
         self.codec = Codec(self.settings.secret_key or None)
         near = _near_cache_options(near_cache)
+        if near is not None and clock is not None:
+            near["clock"] = lambda: clock().timestamp()
         if near is not None:
             self.responses = _near(self.responses, expires_of=self.codec.expires_at, **near)
             self.redirects = _near(self.redirects, **near)
@@ -261,20 +263,50 @@ class CacheBackend:
     def from_url(cls, url: str, **options: Any) -> CacheBackend:
         """Build a backend from a URL, such as ``sqlite:///http-cache.sqlite``.
 
-        Called on ``CacheBackend`` itself, the URL's scheme picks the backend class among
-        the installed ``acc.backends`` entry points (see :mod:`acc.core.registry`), whose
-        own ``from_url`` builds it. This default implementation builds an in-memory cache
-        from ``memory://[cache_name][?option=value&...]``. Query options are converted to
-        the types the constructor expects; keyword ``options`` override them.
+        Called on ``CacheBackend`` itself, the URL's scheme picks the backend class (see
+        :mod:`acc.core.registry`), whose own ``from_url`` builds it. This default
+        implementation builds an in-memory cache from
+        ``memory://[cache_name][?option=value&...]``. Query options are those of
+        :data:`~acc.core.url_options.CACHE_OPTIONS`, converted to the types it declares;
+        keyword ``options`` override them.
 
         Raises:
             ConfigError: An unknown scheme (the message lists the installed ones and the
                 package that provides a known one), or an invalid URL or value.
             TypeError: An unknown option.
         """
-        from acc.core.registry import default_from_url  # reads entry points: on first use
+        # Imported on first use of a URL: cattrs takes milliseconds to import, which a
+        # program that passes its stores directly need not pay.
+        from urllib.parse import urlsplit
 
-        return default_from_url(cls, url, options)
+        from acc.core.registry import resolve_backend_class
+        from acc.core.url_options import parse_url_options, url_scheme
+
+        scheme = url_scheme(url)
+        if scheme != "memory":
+            if cls is not CacheBackend:
+                raise ConfigError(
+                    "url",
+                    f"{cls.__name__}.from_url() does not handle {scheme}:// URLs; "
+                    "use CacheBackend.from_url() to pick the backend by scheme",
+                )
+            found = resolve_backend_class(scheme)
+            if not issubclass(found, CacheBackend):
+                raise ConfigError(
+                    "url", f"the backend for {scheme!r} ({found!r}) is not a CacheBackend subclass"
+                )
+            if found is CacheBackend:  # registered for another scheme: it would call itself
+                raise ConfigError("url", f"CacheBackend.from_url() does not handle {scheme}://")
+            return found.from_url(url, **options)
+        parts = urlsplit(url)
+        if parts.fragment:
+            raise ConfigError("url", f"{url!r}: a backend URL has no #fragment")
+        name = (parts.netloc + parts.path).strip("/")
+        kwargs = parse_url_options(parts.query, skip=("cache_name",), owner=cls.__name__)
+        kwargs.update(options)
+        if name:
+            kwargs.setdefault("cache_name", name)
+        return cls(**kwargs)
 
     # -- the cache for any client -----------------------------------------------------------
 

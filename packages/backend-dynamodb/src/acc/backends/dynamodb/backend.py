@@ -10,13 +10,27 @@ from acc.backends.dynamodb.connection import DynamoDBConnection
 from acc.backends.dynamodb.table import DEFAULT_TABLE
 from acc.core.backend import CacheBackend
 from acc.core.errors import ConfigError
-from acc.core.registry import parse_url_options, url_scheme
+from acc.core.url_options import OptionsTable, parse_url_options, url_scheme
 
-__all__ = ["DynamoDBBackend"]
+__all__ = ["URL_OPTIONS", "DynamoDBBackend"]
 
 _OWN_STORES = ("responses", "redirects")
-# Objects, not text: they cannot come from a URL query.
-_NOT_IN_URLS = ("table_name", "session", "resource", "client", *_OWN_STORES)
+
+URL_OPTIONS: OptionsTable = {
+    "region": str | None,
+    "endpoint_url": str | None,
+    "create_table": bool,
+    "namespace_index": str | None,
+    "consistent_reads": bool,
+    "connect_timeout": float | None,
+    "read_timeout": float | None,
+    "max_attempts": int | None,
+}
+"""The options of :class:`DynamoDBBackend` a URL query may set, besides ``CacheBackend``'s.
+
+The table comes from the URL's host; ``session``, ``resource`` and ``client`` are objects
+that only code can pass.
+"""
 
 
 class DynamoDBBackend(CacheBackend):
@@ -130,7 +144,7 @@ class DynamoDBBackend(CacheBackend):
                 f"{url!r}: a dynamodb URL names only a table: dynamodb://TABLE?region=...; "
                 "credentials come from the environment, the endpoint from ?endpoint_url=",
             )
-        kwargs = parse_url_options(parts.query, cls, skip=_NOT_IN_URLS)
+        kwargs = parse_url_options(parts.query, URL_OPTIONS, owner=cls.__name__)
         kwargs.update(options)
         if parts.netloc:
             kwargs.setdefault("table_name", unquote(parts.netloc))

@@ -12,7 +12,7 @@ from acc.backends.mongo.cache import MongoDBCache
 from acc.backends.mongo.connection import MongoDBConnection
 from acc.core.backend import CacheBackend
 from acc.core.errors import ConfigError
-from acc.core.registry import parse_url_options, url_scheme
+from acc.core.url_options import parse_url_options, url_scheme
 
 __all__ = ["MongoDBBackend"]
 
@@ -104,18 +104,15 @@ class MongoDBBackend(CacheBackend):
             raise ConfigError("url", f"{url!r}: a backend URL has no #fragment")
         database = unquote(parts.path.lstrip("/"))
         # Driver options are kept as written (PyMongo parses them itself); acc's go to
-        # parse_url_options, like every backend's.
+        # parse_url_options, like every backend's. The backend has no URL options of its
+        # own: the connection's are PyMongo's.
         driver: list[str] = []
         ours: list[str] = []
         for pair in filter(None, parts.query.split("&")):
             name = unquote(pair.partition("=")[0]).strip().lower()
             (driver if name in _PYMONGO_OPTIONS else ours).append(pair)
         try:
-            kwargs = parse_url_options(
-                "&".join(ours),
-                cls,
-                skip=("cache_name", "url", "client", "client_options", *_OWN_STORES),
-            )
+            kwargs = parse_url_options("&".join(ours), skip=("cache_name",), owner=cls.__name__)
         except TypeError as exc:
             raise TypeError(f"{exc} (or a MongoDB connection-string option)") from None
         kwargs.update(options)

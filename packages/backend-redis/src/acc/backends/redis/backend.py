@@ -44,9 +44,9 @@ from acc.backends.redis.connection import (
 )
 from acc.core.backend import CacheBackend
 from acc.core.errors import BackendError, ConfigError
-from acc.core.registry import parse_url_options, url_scheme
+from acc.core.url_options import CACHE_OPTIONS, OptionsTable, parse_url_options, url_scheme
 
-__all__ = ["DEFAULT_LOCK_TIMEOUT", "RedisBackend"]
+__all__ = ["DEFAULT_LOCK_TIMEOUT", "URL_OPTIONS", "RedisBackend"]
 
 logger = logging.getLogger("acc")
 
@@ -76,7 +76,20 @@ _DRIVER_QUERY_OPTIONS = frozenset(
         "ssl_keyfile",
     }
 )
-_NOT_IN_QUERY = ("url", "client", "connection_options", *_OWN_STORES)
+
+URL_OPTIONS: OptionsTable = {
+    "cluster": bool | None,
+    "socket_timeout": float | None,
+    "socket_connect_timeout": float | None,
+    "retries": int,
+    "lock": bool,
+    "lock_timeout": float,
+}
+"""The options of :class:`RedisBackend` a URL query may set, besides ``CacheBackend``'s.
+
+The server comes from the URL itself; ``client`` and ``connection_options`` are objects
+that only code can pass.
+"""
 
 
 class RedisBackend(CacheBackend):
@@ -185,10 +198,11 @@ class RedisBackend(CacheBackend):
         * ``unix:///run/redis/redis.sock?db=1``;
         * ``redis+cluster://host:7000``, ``rediss+cluster://...``: a cluster.
 
-        Backend options go in the query (``?cache_name=my-app&expire_after=3600&lock=true``)
-        and are converted to the types the options expect; the options redis-py reads
-        from a URL (``db``, ``health_check_interval``, ``ssl_cert_reqs``, ...) are passed
-        to it. Keyword ``options`` override the query.
+        Backend options go in the query (``?cache_name=my-app&expire_after=3600&lock=true``):
+        those of :data:`URL_OPTIONS` and ``CacheBackend``'s, converted to the types they
+        declare; the other options redis-py reads from a URL (``db``,
+        ``health_check_interval``, ``ssl_cert_reqs``, ...) are passed to it. Keyword
+        ``options`` override the query.
 
         Raises:
             ConfigError: Not a Redis URL, or an invalid value.
@@ -200,16 +214,15 @@ class RedisBackend(CacheBackend):
         check_url(url)
         parts = urlsplit(url)
         query = parse_qs(parts.query, keep_blank_values=True)
-        own = {name: values for name, values in query.items() if name not in _DRIVER_QUERY_OPTIONS}
-        own.update(
-            {
-                name: values
-                for name, values in query.items()
-                if name in ("socket_timeout", "socket_connect_timeout")
-            }
-        )
+        # An option acc declares is acc's (socket_timeout too, which redis-py also reads);
+        # one only redis-py knows is redis-py's; any other is refused as unknown.
+        own = {
+            name: values
+            for name, values in query.items()
+            if name in URL_OPTIONS or name in CACHE_OPTIONS or name not in _DRIVER_QUERY_OPTIONS
+        }
         driver = {name: values for name, values in query.items() if name not in own}
-        kwargs = parse_url_options(own, cls, skip=_NOT_IN_QUERY)
+        kwargs = parse_url_options(own, URL_OPTIONS, owner=cls.__name__)
         kwargs.update(options)
         kwargs["url"] = parts._replace(query=urlencode(driver, doseq=True)).geturl()
         return cls(**kwargs)

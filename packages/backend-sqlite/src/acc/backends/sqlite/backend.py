@@ -15,11 +15,14 @@ from acc.backends.sqlite.cache import (
 )
 from acc.core.backend import CacheBackend
 from acc.core.errors import ConfigError
-from acc.core.registry import parse_url_options, url_scheme
+from acc.core.url_options import OptionsTable, parse_url_options, url_scheme
 
-__all__ = ["SQLiteBackend", "SQLiteCache", "sqlite_path"]
+__all__ = ["URL_OPTIONS", "SQLiteBackend", "SQLiteCache", "sqlite_path"]
 
 _OWN_STORES = ("responses", "redirects")
+
+URL_OPTIONS: OptionsTable = {"busy_timeout": float, "fast_save": bool}
+"""The options of :class:`SQLiteBackend` a URL query may set, besides ``CacheBackend``'s."""
 
 
 def sqlite_path(name: str | os.PathLike[str]) -> Path:
@@ -109,8 +112,9 @@ class SQLiteBackend(CacheBackend):
         * ``sqlite:///~/cache.db``: in the home folder;
         * ``sqlite://`` or ``sqlite:///:memory:``: in memory.
 
-        Options may follow as a query (``?expire_after=3600&busy_timeout=10``); they are
-        converted to the types the options expect, and keyword ``options`` override them.
+        Options may follow as a query (``?expire_after=3600&busy_timeout=10``): those of
+        :data:`URL_OPTIONS` and ``CacheBackend``'s, converted to the types they declare;
+        keyword ``options`` override them.
 
         Raises:
             ConfigError: Not a ``sqlite:`` URL, a host in it, or an invalid value.
@@ -130,7 +134,9 @@ class SQLiteBackend(CacheBackend):
         path = unquote(parts.path)
         if path.startswith("/"):
             path = path[1:]  # sqlite:///x -> "x"; sqlite:////x -> "/x"
-        kwargs = parse_url_options(parts.query, cls, skip=("cache_name", *_OWN_STORES))
+        kwargs = parse_url_options(
+            parts.query, URL_OPTIONS, skip=("cache_name",), owner=cls.__name__
+        )
         kwargs.update(options)
         kwargs.setdefault("cache_name", path or MEMORY)
         return cls(**kwargs)

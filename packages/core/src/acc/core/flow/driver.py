@@ -64,7 +64,7 @@ from acc.core.http.policy import (
     refresh_not_modified,
     served_entry,
 )
-from acc.core.keys import CacheRequest
+from acc.core.keys import CacheRequest, redact_url
 from acc.core.models import CachedResponse, HeaderPairs
 from acc.core.settings import CacheSettings
 from acc.core.stats import CacheStats
@@ -165,46 +165,53 @@ class RequestFlow:
 
     def _log(self, decision: str, reason: str, request: CacheRequest, key: str | None) -> None:
         if logger.isEnabledFor(logging.DEBUG):
+            # Logs are not storage, but they are kept and shipped: the same redaction.
+            url = redact_url(request.url, self.cache.settings.ignored_params)
             text = decision if not reason else f"{decision}: {reason}"
             logger.debug(
                 "acc: %s %s: %s",
                 request.method,
-                request.url,
+                url,
                 text,
                 extra={
                     "acc_decision": decision,
                     "acc_reason": reason,
                     "acc_key": key,
-                    "acc_url": request.url,
+                    "acc_url": url,
                 },
             )
 
     def _hit(
         self,
-        call: _Request[LiveT],
+        request: CacheRequest,
+        key: str,
         entry: CachedResponse,
         *,
         revalidated: bool = False,
         stale: bool = False,
         why: str = "",
+        now: datetime | None = None,
     ) -> Outcome[LiveT]:
         stats = self.cache.stats
         stats.hits += 1
         if stale:
             stats.stale += 1
-        decision = "revalidated" if revalidated else ("stale" if stale else "hit")
-        self._log(decision, why, call.request, call.key)
-        entry = served_entry(
-            entry,
-            self.cache.now(),
-            self.cache.settings,
-            method=call.request.method,
-            request_headers=call.request.headers,
-            validated=revalidated,
-        )
+        if logger.isEnabledFor(logging.DEBUG):
+            decision = "revalidated" if revalidated else ("stale" if stale else "hit")
+            self._log(decision, why, request, key)
+        settings = self.cache.settings
+        if settings.cache_control:  # served as HTTP says: its current Age, its Range part
+            entry = served_entry(
+                entry,
+                self.cache.now() if now is None else now,
+                settings,
+                method=request.method,
+                request_headers=request.headers,
+                validated=revalidated,
+            )
         return Outcome(
             entry=entry,
-            cache_key=call.key,
+            cache_key=key,
             from_cache=True,
             revalidated=revalidated,
             stale=stale,
@@ -255,25 +262,27 @@ class RequestFlow:
         if bypass is not None:
             return await self._bypass(request, exchange, options, bypass, invalidate=not disabled)
         key = self.cache.create_key(request)
-        call = _Request(request, exchange, options, key, refreshes)
         completions_before_lookup = self.cache.inflight.completions
-        entry = None if options.force_refresh else await self._read(call)
+        if options.force_refresh:
+            entry = None
+        elif settings.filter_fn is None:  # the common case, without a second coroutine
+            entry = await self.cache.read_entry(key, request_headers=request.headers)
+        else:
+            entry = await self._read(request, key)
+        now = self.cache.now()
         decision = decide_lookup(
-            entry,
-            options,
-            self.cache.now(),
-            settings=settings,
-            request_headers=request.headers,
+            entry, options, now, settings=settings, request_headers=request.headers
         )
         if isinstance(decision, UseCached):
             served = decision.entry
-            return self._hit(call, served, stale=served.is_expired(self.cache.now()))
+            return self._hit(request, key, served, stale=served.is_expired(now), now=now)
         if isinstance(decision, GatewayTimeout):
             why = "no entry" if entry is None else "the entry may not be used"
             return self._gateway_timeout(request, key, f"only_if_cached, and {why}")
+        call = _Request(request, exchange, options, key, refreshes)
         if isinstance(decision, StaleWhileRevalidate):
             self._refresh_in_background(call, decision)
-            return self._hit(call, decision.entry, stale=True, why="stale-while-revalidate")
+            return self._hit(request, key, decision.entry, stale=True, why="stale-while-revalidate")
         if isinstance(decision, (Revalidate, Fetch)):
             return await self._coalesced(call, decision, entry, completions_before_lookup)
         assert_never(decision)
@@ -298,11 +307,15 @@ class RequestFlow:
             await self._invalidate(request, exchange.head(live))
         return Outcome(live=live)
 
-    async def _read(self, call: _Request[LiveT]) -> CachedResponse | None:
+    async def _read(self, request: CacheRequest, key: str) -> CachedResponse | None:
         cache = self.cache
-        entry = await cache.read_entry(call.key, request_headers=call.request.headers)
-        if entry is not None and not await self._passes_filter(entry):
-            self._log("ignored", "filter_fn refused the stored entry", call.request, call.key)
+        entry = await cache.read_entry(key, request_headers=request.headers)
+        if (
+            entry is not None
+            and cache.settings.filter_fn is not None
+            and not await self._passes_filter(entry)
+        ):
+            self._log("ignored", "filter_fn refused the stored entry", request, key)
             return None
         return entry
 
@@ -339,7 +352,7 @@ class RequestFlow:
             lock = cache.fetch_lock(call.key) if leader else _no_lock()
             async with lock as waited_elsewhere:
                 if look_again or waited_elsewhere:
-                    stored = await self._read(call)
+                    stored = await self._read(call.request, call.key)
                     second = decide_lookup(
                         stored,
                         call.options,
@@ -348,7 +361,9 @@ class RequestFlow:
                         request_headers=call.request.headers,
                     )
                     if isinstance(second, UseCached):
-                        return self._hit(call, second.entry, why="stored by a concurrent fetch")
+                        return self._hit(
+                            call.request, call.key, second.entry, why="stored by a concurrent fetch"
+                        )
                 stale = decision.entry if isinstance(decision, Revalidate) else entry
                 return await self._exchange(call, decision, stale)
         finally:
@@ -393,7 +408,7 @@ class RequestFlow:
             if fallback is None:
                 raise
             why = f"stale-if-error: the origin could not be reached ({type(exc).__name__})"
-            return self._hit(call, fallback.entry, stale=True, why=why)
+            return self._hit(call.request, call.key, fallback.entry, stale=True, why=why)
         head = exchange.head(live)
         if head.status >= 500 and stale is not None:
             fallback = decide_error(
@@ -406,7 +421,7 @@ class RequestFlow:
             if fallback is not None:
                 await exchange.release(live)
                 why = f"stale-if-error: the origin answered {head.status}"
-                return self._hit(call, fallback.entry, stale=True, why=why)
+                return self._hit(call.request, call.key, fallback.entry, stale=True, why=why)
         if isinstance(decision, Fetch):
             fetched = _FETCH_REASONS.get(decision.reason, decision.reason)
         else:
@@ -443,7 +458,9 @@ class RequestFlow:
                 keep_until=decision.storage_expires,
             )
         cache.stats.revalidations += 1
-        return self._hit(call, refreshed, revalidated=True, why="304 Not Modified")
+        return self._hit(
+            call.request, call.key, refreshed, revalidated=True, why="304 Not Modified"
+        )
 
     async def _store(
         self, call: _Request[LiveT], live: LiveT, head: ResponseHead, fetched: str

@@ -19,9 +19,12 @@ from acc.core.models import CachedResponse
 __all__ = ["CacheResult", "Outcome"]
 
 
-@attrs.frozen(slots=True)
+@attrs.define(slots=True)
 class Outcome(Generic[LiveT]):
     """How the flow answered one request.
+
+    Built on every request, hits included, so it is a plain slotted class (a frozen one
+    costs a microsecond more to build); the flow never changes one after building it.
 
     Attributes:
         entry: The entry that answers the request: served from the cache, made up (a

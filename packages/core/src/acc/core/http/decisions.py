@@ -18,6 +18,7 @@ from acc.core.expiration import ExpirationTime, validate_expiration
 from acc.core.models import CachedResponse, HeaderPairs
 
 __all__ = [
+    "DEFAULT_OPTIONS",
     "UNSET",
     "Fetch",
     "GatewayTimeout",
@@ -62,7 +63,18 @@ class RequestOptions:
         force_refresh: object = False,
         only_if_cached: object = False,
     ) -> RequestOptions:
-        """Check options a caller passed and return them; ``ConfigError`` names a bad one."""
+        """Check options a caller passed and return them; ``ConfigError`` names a bad one.
+
+        Most requests pass none: they get one shared value, checked once (this runs on
+        every cache hit).
+        """
+        if (
+            expire_after is UNSET
+            and refresh is False
+            and force_refresh is False
+            and only_if_cached is False
+        ):
+            return DEFAULT_OPTIONS
         for name, flag in (
             ("refresh", refresh),
             ("force_refresh", force_refresh),
@@ -78,6 +90,10 @@ class RequestOptions:
             force_refresh=force_refresh,  # type: ignore[arg-type]
             only_if_cached=only_if_cached,  # type: ignore[arg-type]
         )
+
+
+DEFAULT_OPTIONS: Final = RequestOptions()
+"""The options of a request that passes none."""
 
 
 @attrs.frozen(slots=True)

@@ -17,15 +17,16 @@ Rules this module keeps:
 2. Everything the codec checks (format, signature, the key the entry was signed for) was
    checked when the entry was first decoded from those bytes under that key.
 3. The memo is bounded by entry count and by bytes, and keeps only entries up to a size
-   limit, so it never holds more than a few megabytes beyond what the store holds.
+   limit (an :class:`~acc.core.storage.lru.LRU`), so it never holds more than a few
+   megabytes beyond what the store holds.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Final
 
 from acc.core.models import CachedResponse
+from acc.core.storage.lru import LRU
 
 __all__ = ["DecodedMemo"]
 
@@ -37,7 +38,7 @@ MAX_ENTRY_BYTES: Final = 256 * 1024
 class DecodedMemo:
     """A bounded LRU from key to ``(bytes read, entry decoded from them)``."""
 
-    __slots__ = ("_items", "_size", "max_bytes", "max_entries", "max_entry_bytes")
+    __slots__ = ("_items", "_peek", "_touch")
 
     def __init__(
         self,
@@ -46,44 +47,52 @@ class DecodedMemo:
         max_bytes: int = MAX_BYTES,
         max_entry_bytes: int = MAX_ENTRY_BYTES,
     ) -> None:
-        self.max_entries = max_entries
-        self.max_bytes = max_bytes
-        self.max_entry_bytes = max_entry_bytes
-        self._items: OrderedDict[str, tuple[bytes, CachedResponse]] = OrderedDict()
-        self._size = 0
+        self._items: LRU[str, tuple[bytes, CachedResponse]] = LRU(
+            max_entries=max_entries, max_bytes=max_bytes, max_item_bytes=max_entry_bytes
+        )
+        # get() runs on every hit of an in-process store: one attribute away from the
+        # dict's own methods, as cheap as the lookup itself.
+        self._peek = self._items.peek
+        self._touch = self._items.touch
+
+    @property
+    def max_entries(self) -> int | None:
+        """How many entries are remembered, at most."""
+        return self._items.max_entries
+
+    @property
+    def max_bytes(self) -> int | None:
+        """How many bytes of entries (as stored) are remembered, at most."""
+        return self._items.max_bytes
+
+    @property
+    def max_entry_bytes(self) -> int | None:
+        """Entries stored larger than this are not remembered."""
+        return self._items.max_item_bytes
 
     def __len__(self) -> int:
         return len(self._items)
 
     def get(self, key: str, data: bytes) -> CachedResponse | None:
         """The entry decoded from ``data`` under ``key``, if that very object was seen."""
-        item = self._items.get(key)
+        item = self._peek(key)
         if item is None or item[0] is not data:
             return None
-        self._items.move_to_end(key)
+        self._touch(key)
         return item[1]
 
     def put(self, key: str, data: bytes, entry: CachedResponse) -> None:
-        """Remember that ``data``, read under ``key``, decodes to ``entry``."""
-        if len(data) > self.max_entry_bytes:
-            self.forget(key)
-            return
-        previous = self._items.pop(key, None)
-        if previous is not None:
-            self._size -= len(previous[0])
-        self._items[key] = (data, entry)
-        self._size += len(data)
-        while len(self._items) > self.max_entries or self._size > self.max_bytes:
-            _key, (old, _entry) = self._items.popitem(last=False)
-            self._size -= len(old)
+        """Remember that ``data``, read under ``key``, decodes to ``entry``.
+
+        An entry stored larger than ``max_entry_bytes`` is not remembered (and what was
+        remembered of ``key`` is forgotten).
+        """
+        self._items.put(key, (data, entry), len(data))
 
     def forget(self, key: str) -> None:
         """Drop what is remembered of ``key``."""
-        previous = self._items.pop(key, None)
-        if previous is not None:
-            self._size -= len(previous[0])
+        self._items.pop(key)
 
     def clear(self) -> None:
         """Drop everything."""
         self._items.clear()
-        self._size = 0

@@ -1,19 +1,19 @@
 """The in-memory store: the reference adapter and the default cache.
 
 It is what every other adapter is measured against in the conformance kit, so it is
-kept plain: an ordered dict of ``key -> (value, expires_at)``, least recently used
-first, optionally bounded by ``max_entries``.
+kept plain: an :class:`~acc.core.storage.lru.LRU` of ``key -> (value, expires_at)``,
+least recently used first, optionally bounded by ``max_entries`` and ``max_bytes``.
 """
 
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable
 from typing import ClassVar
 
-from acc.core.errors import ConfigError
+from acc.core.errors import EntryTooLarge
 from acc.core.storage.base import BaseCache
+from acc.core.storage.lru import LRU
 
 __all__ = ["MemoryCache"]
 
@@ -22,30 +22,44 @@ class MemoryCache(BaseCache):
     """A process-local store with native expiry and optional LRU eviction.
 
     Args:
-        max_entries: Evict the least recently used entry once more than this many are
+        max_entries: Evict the least recently used entries once more than this many are
             stored; ``None`` (the default) means unbounded.
+        max_bytes: Evict the least recently used entries once their values add up to more
+            than this many bytes, and never keep a larger value; ``None`` (the default)
+            means unbounded.
+
+    Raises:
+        ConfigError: A bound that is not a positive ``int`` or ``None``.
     """
 
     native_ttl: ClassVar[bool] = True
     returns_stored_objects: ClassVar[bool] = True
 
-    def __init__(self, *, max_entries: int | None = None) -> None:
-        if max_entries is not None and (
-            isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1
-        ):
-            raise ConfigError("max_entries", f"must be a positive int or None, not {max_entries!r}")
-        self.max_entries = max_entries
-        self._data: OrderedDict[str, tuple[bytes, float | None]] = OrderedDict()
+    def __init__(self, *, max_entries: int | None = None, max_bytes: int | None = None) -> None:
+        self._data: LRU[str, tuple[bytes, float | None]] = LRU(
+            max_entries=max_entries, max_bytes=max_bytes
+        )
+
+    @property
+    def max_entries(self) -> int | None:
+        """The bound on the number of entries (``None``: unbounded)."""
+        return self._data.max_entries
+
+    @property
+    def max_bytes(self) -> int | None:
+        """The bound on the bytes of the values (``None``: unbounded)."""
+        return self._data.max_bytes
 
     def _live(self, key: str, now: float) -> bytes | None:
-        item = self._data.get(key)
+        data = self._data
+        item = data.peek(key)
         if item is None:
             return None
         value, expires_at = item
         if expires_at is not None and expires_at <= now:
-            del self._data[key]
+            data.pop(key)
             return None
-        self._data.move_to_end(key)
+        data.touch(key)
         return value
 
     async def read(self, key: str) -> bytes | None:
@@ -60,33 +74,36 @@ class MemoryCache(BaseCache):
         return [self._live(key, now) for key in keys]
 
     async def write(self, key: str, value: bytes, *, expires_at: float | None = None) -> None:
-        """Store ``value``, evicting the least recently used entry when over the bound."""
+        """Store ``value``, evicting the least recently used entries when over a bound.
+
+        Raises:
+            EntryTooLarge: ``value`` alone is larger than ``max_bytes`` (the key then holds
+                nothing).
+        """
         self._ensure_open()
         if expires_at is not None and expires_at <= time.time():
             # Already dead: storing it could only evict a live entry.
-            self._data.pop(key, None)
+            self._data.pop(key)
             return
-        self._data[key] = (bytes(value), expires_at)
-        self._data.move_to_end(key)
-        if self.max_entries is not None:
-            while len(self._data) > self.max_entries:
-                self._data.popitem(last=False)
+        value = bytes(value)
+        if not self._data.put(key, (value, expires_at), len(value)):
+            raise EntryTooLarge(f"{len(value)} bytes is more than max_bytes={self.max_bytes}")
 
     async def delete(self, key: str) -> None:
         """Remove ``key`` if present."""
         self._ensure_open()
-        self._data.pop(key, None)
+        self._data.pop(key)
 
     async def bulk_delete(self, keys: Iterable[str]) -> None:
         """Remove every key in ``keys``."""
         self._ensure_open()
         for key in keys:
-            self._data.pop(key, None)
+            self._data.pop(key)
 
     async def contains(self, key: str) -> bool:
         """Whether ``key`` holds a live value (without touching its recency)."""
         self._ensure_open()
-        item = self._data.get(key)
+        item = self._data.peek(key)
         return item is not None and (item[1] is None or item[1] > time.time())
 
     async def keys(self) -> AsyncIterator[str]:
@@ -101,14 +118,14 @@ class MemoryCache(BaseCache):
         """The number of live entries."""
         self._ensure_open()
         now = time.time()
-        return sum(1 for _v, exp in self._data.values() if exp is None or exp > now)
+        return sum(1 for _k, (_v, exp) in self._data.items() if exp is None or exp > now)
 
     async def delete_expired(self, now: float) -> int:
         """Remove the entries past their ``expires_at``."""
         self._ensure_open()
         dead = [k for k, (_v, exp) in self._data.items() if exp is not None and exp <= now]
         for key in dead:
-            del self._data[key]
+            self._data.pop(key)
         return len(dead)
 
     async def clear(self) -> None:

@@ -23,12 +23,12 @@ conformance kit as the stores it wraps.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import ClassVar
 
 from acc.core.errors import ConfigError
 from acc.core.storage.base import BaseCache
+from acc.core.storage.lru import LRU
 
 __all__ = ["NearCache"]
 
@@ -63,6 +63,11 @@ class NearCache(BaseCache):
             kept for ``max_age`` at most (the store hides expired values, so it was live
             when read).
 
+        clock: A function returning the current time in epoch seconds, for both the
+            expiry and the age of local copies (default: ``time.time`` for expiry and
+            ``time.monotonic`` for age). The façade passes its own when it was given one,
+            so tests move time instead of sleeping.
+
     Raises:
         ConfigError: An invalid bound, or an ``inner`` store without native expiry.
     """
@@ -78,6 +83,7 @@ class NearCache(BaseCache):
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_age: float = DEFAULT_MAX_AGE,
         expires_of: Callable[[bytes], float | None] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         if not isinstance(inner, BaseCache):
             raise ConfigError("inner", f"expected a BaseCache, not {type(inner).__name__}")
@@ -91,8 +97,11 @@ class NearCache(BaseCache):
         self.max_bytes = max_bytes
         self.max_age = float(max_age)
         self.expires_of = expires_of
-        self._local: OrderedDict[str, _Item] = OrderedDict()
-        self._bytes = 0
+        if clock is not None and not callable(clock):
+            raise ConfigError("clock", f"expected a callable returning seconds, not {clock!r}")
+        self._now: Callable[[], float] = clock or time.time
+        self._age_clock: Callable[[], float] = clock or time.monotonic
+        self._local: LRU[str, _Item] = LRU(max_entries=max_entries, max_bytes=max_bytes)
         self._mutations = 0  # bumped by every write, delete or clear made through this
         self.local_hits = 0
         """Reads answered from memory (for statistics and tests)."""
@@ -103,38 +112,26 @@ class NearCache(BaseCache):
     # -- the local copies -------------------------------------------------------------------
 
     def _fresh(self, key: str) -> bytes | None:
-        item = self._local.get(key)
+        local = self._local
+        item = local.peek(key)
         if item is None:
             return None
         value, expires_at, fetched = item
-        if (expires_at is not None and expires_at <= time.time()) or (
-            time.monotonic() - fetched >= self.max_age
+        if (expires_at is not None and expires_at <= self._now()) or (
+            self._age_clock() - fetched >= self.max_age
         ):
-            self._evict(key)
+            local.pop(key)
             return None
-        self._local.move_to_end(key)
+        local.touch(key)
         self.local_hits += 1
         return value
 
     def _keep(self, key: str, value: bytes, expires_at: float | None) -> None:
-        self._evict(key)
-        size = len(value)
-        if size > self.max_bytes or (expires_at is not None and expires_at <= time.time()):
+        """Keep a local copy; one larger than ``max_bytes``, or expired, is not kept."""
+        if expires_at is not None and expires_at <= self._now():
+            self._local.pop(key)
             return
-        self._local[key] = (value, expires_at, time.monotonic())
-        self._bytes += size
-        while len(self._local) > self.max_entries or self._bytes > self.max_bytes:
-            _key, (old, _exp, _at) = self._local.popitem(last=False)
-            self._bytes -= len(old)
-
-    def _evict(self, key: str) -> None:
-        item = self._local.pop(key, None)
-        if item is not None:
-            self._bytes -= len(item[0])
-
-    def _evict_all(self) -> None:
-        self._local.clear()
-        self._bytes = 0
+        self._local.put(key, (value, expires_at, self._age_clock()), len(value))
 
     def _changing(self, keys: Iterable[str] | None) -> None:
         """Evict ``keys`` (``None``: all) and void the reads in flight.
@@ -145,10 +142,10 @@ class NearCache(BaseCache):
         """
         self._mutations += 1
         if keys is None:
-            self._evict_all()
+            self._local.clear()
         else:
             for key in keys:
-                self._evict(key)
+                self._local.pop(key)
 
     def _fill(self, key: str, value: bytes, mutations_before: int) -> None:
         """Keep a value read from the store, unless a change was made meanwhile."""
@@ -265,6 +262,6 @@ class NearCache(BaseCache):
         """Drop the local copies and close the store. Idempotent."""
         if self._closed:
             return
-        self._evict_all()
+        self._local.clear()
         await super().close()
         await self.inner.close()

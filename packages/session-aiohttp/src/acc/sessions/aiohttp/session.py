@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from aiohttp import ClientResponse, ClientSession
 from yarl import URL
 
-from acc.core import CacheBackend, CacheRequest, ConfigError
+from acc.core import CacheBackend, CacheRequest
 from acc.core.flow.outcome import Outcome
 from acc.core.flow.refresh import BackgroundRefreshes
 from acc.core.http.decisions import UNSET, RequestOptions
+from acc.core.resolve import resolve_cache
 from acc.sessions.aiohttp.exchange import AiohttpExchange
 from acc.sessions.aiohttp.request import UncacheableBody, describe_request
 from acc.sessions.aiohttp.response import CachedClientResponse, mark_live_response
@@ -31,17 +32,6 @@ from acc.sessions.aiohttp.response import CachedClientResponse, mark_live_respon
 __all__ = ["CacheMixin", "CachedSession"]
 
 _Session = TypeVar("_Session", bound="CacheMixin")
-
-
-def resolve_cache(cache: CacheBackend | str | None) -> CacheBackend:
-    """Return the backend a session should use for its ``cache`` argument."""
-    if cache is None:
-        return CacheBackend()
-    if isinstance(cache, CacheBackend):
-        return cache
-    if isinstance(cache, str):
-        return CacheBackend.from_url(cache)
-    raise ConfigError("cache", f"expected a CacheBackend, a URL string or None, not {cache!r}")
 
 
 class CacheMixin:
