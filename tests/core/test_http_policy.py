@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from acc.core import DO_NOT_CACHE, NEVER_EXPIRE
-from acc.core.http.freshness import REVALIDATION_RETENTION
+from acc.core.http.freshness import REVALIDATION_RETENTION, STALE_RETENTION
 from acc.core.http.policy import (
     UNSET,
     Fetch,
@@ -223,8 +223,10 @@ def test_response_no_store_and_request_no_store_are_not_stored() -> None:
 
 
 def test_private_is_stored() -> None:
+    # Kept a day past its freshness: a request's max-stale may still accept it.
+    expires = NOW + timedelta(seconds=60)
     assert store(("Cache-Control", "private, max-age=60")) == StoreDecision(
-        True, NOW + timedelta(seconds=60)
+        True, expires, storage_expires=expires + STALE_RETENTION
     )
 
 

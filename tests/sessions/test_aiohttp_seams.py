@@ -99,3 +99,18 @@ def test_the_declared_version_range_holds() -> None:
     major, minor = (int(part) for part in aiohttp.__version__.split(".")[:2])
     assert major == 3
     assert minor >= 11
+
+
+async def test_which_codings_aiohttp_decodes() -> None:
+    # AiohttpExchange.head reports body_decoded from the session's (or the request's)
+    # auto_decompress and the codings aiohttp's parser decodes; zstd joined that set in
+    # the releases whose compression_utils defines HAS_ZSTD.
+    from aiohttp import compression_utils
+
+    from acc.sessions.aiohttp.exchange import DECODED_CODINGS
+
+    assert {"gzip", "deflate", "br"} <= DECODED_CODINGS
+    assert ("zstd" in DECODED_CODINGS) == hasattr(compression_utils, "HAS_ZSTD")
+    async with ClientSession(auto_decompress=False) as session:
+        assert session.auto_decompress is False
+    assert "auto_decompress" in inspect.signature(ClientSession._request).parameters

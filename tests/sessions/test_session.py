@@ -40,7 +40,7 @@ async def test_misspelt_options_raise(origin):
 
 
 async def test_hits_are_cached_responses_and_misses_live_ones(origin, make_backend):
-    async with CachedSession(cache=make_backend(cache_control=True)) as session:
+    async with CachedSession(cache=make_backend(cache_control=True, expire_after=3600)) as session:
         miss = await session.get(origin("/json"))
         assert isinstance(miss, ClientResponse)
         # stale is on every response, but missing from the CacheAwareResponse protocol.

@@ -118,11 +118,17 @@ class CacheBackend:
         cache_name: The namespace of this cache in its storage (a file, a key prefix, a
             database name).
         expire_after: How long responses stay fresh: seconds, a ``timedelta``, a
-            ``datetime`` (naive means UTC), ``NEVER_EXPIRE`` or ``DO_NOT_CACHE``.
+            ``datetime`` (naive means UTC), ``NEVER_EXPIRE`` or ``DO_NOT_CACHE``. Left
+            unset, ``NEVER_EXPIRE`` without ``cache_control``; with it, no fallback: a
+            response without explicit or heuristic freshness is stale (stored only to
+            be revalidated). Given, it is the fallback in both modes.
         urls_expire_after: Glob patterns (matched against the URL without its scheme,
             as prefixes) mapped to expirations; the first match wins over
             ``expire_after``.
-        allowed_codes: Statuses that are stored.
+        allowed_codes: Statuses that are stored. Left unset, ``(200,)`` without
+            ``cache_control``; with it, RFC 9111 decides: a heuristically cacheable
+            status, or any final status with explicit freshness (``206`` and ``304``
+            never).
         allowed_methods: Methods that are looked up and stored.
         include_headers: Key requests by all their headers (credentials aside, which
             always count).
@@ -172,9 +178,9 @@ class CacheBackend:
         self,
         cache_name: str = "acc-cache",
         *,
-        expire_after: ExpirationTime = NEVER_EXPIRE,
+        expire_after: ExpirationTime | _Unset = UNSET,
         urls_expire_after: Any = None,
-        allowed_codes: Iterable[int] = (200,),
+        allowed_codes: Iterable[int] | None = None,
         allowed_methods: Iterable[str] = ("GET", "HEAD"),
         include_headers: bool = False,
         match_headers: Iterable[str] | None = None,

@@ -3,6 +3,13 @@
 :class:`CacheSettings` is built from the façade's keyword arguments. Each value is checked
 when the backend is constructed and a wrong one raises :class:`ConfigError` naming the
 argument, so a mistake shows up where it was made rather than on the first request.
+
+Two options have a default that depends on ``cache_control``: left unset, ``expire_after``
+is never-expire without ``cache_control`` and no fallback at all with it (a response
+without explicit or heuristic freshness is then stale, RFC 9111 §4.2), and
+``allowed_codes`` is ``(200,)`` without ``cache_control`` and RFC 9111's own rule with it
+(§3: a heuristically cacheable status, or any final status with explicit freshness).
+``expire_after_set`` and ``allowed_codes_set`` record whether the user gave them.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from acc.core.expiration import (
     URLExpirations,
     validate_expiration,
 )
+from acc.core.http.decisions import UNSET, _Unset
 from acc.core.keys import KeySettings
 
 __all__ = ["CacheSettings"]
@@ -111,13 +119,17 @@ class CacheSettings:
     """The validated options of a cache backend. See :class:`~acc.core.CacheBackend`.
 
     ``stale_if_error`` and ``stale_while_revalidate`` are stale windows: ``False`` (off),
-    ``True`` (any staleness) or a number of seconds.
+    ``True`` (any staleness) or a number of seconds. ``expire_after_set`` and
+    ``allowed_codes_set`` say whether the user gave those two options (see the module
+    docstring); unset, they hold the defaults of ``cache_control=False``.
     """
 
     cache_name: str = "acc-cache"
     expire_after: ExpirationTime = NEVER_EXPIRE
+    expire_after_set: bool = False
     urls_expire_after: URLExpirations = attrs.field(factory=URLExpirations)
     allowed_codes: frozenset[int] = frozenset({200})
+    allowed_codes_set: bool = False
     allowed_methods: frozenset[str] = frozenset({"GET", "HEAD"})
     include_headers: bool = False
     match_headers: tuple[str, ...] = ()
@@ -137,9 +149,9 @@ class CacheSettings:
         cls,
         *,
         cache_name: object = "acc-cache",
-        expire_after: object = NEVER_EXPIRE,
+        expire_after: object = UNSET,
         urls_expire_after: object = None,
-        allowed_codes: object = (200,),
+        allowed_codes: object = None,
         allowed_methods: object = ("GET", "HEAD"),
         include_headers: object = False,
         match_headers: object = None,
@@ -163,14 +175,22 @@ class CacheSettings:
             raise ConfigError(
                 "match_headers", "has no effect with include_headers=True (all headers count)"
             )
+        expire_after_set = not isinstance(expire_after, _Unset)
+        allowed_codes_set = allowed_codes is not None
         return cls(
             cache_name=cache_name,
-            expire_after=validate_expiration(expire_after, "expire_after"),
+            expire_after=(
+                validate_expiration(expire_after, "expire_after")
+                if expire_after_set
+                else NEVER_EXPIRE
+            ),
+            expire_after_set=expire_after_set,
             urls_expire_after=URLExpirations.from_mapping(
                 urls_expire_after,  # type: ignore[arg-type]
                 "urls_expire_after",
             ),
-            allowed_codes=_codes(allowed_codes),
+            allowed_codes=_codes(allowed_codes) if allowed_codes_set else frozenset({200}),
+            allowed_codes_set=allowed_codes_set,
             allowed_methods=_methods(allowed_methods),
             include_headers=include,
             match_headers=match,

@@ -67,6 +67,7 @@ from acc.core.http.policy import (
     is_unsafe_method,
     not_modified_selects,
     refresh_not_modified,
+    served_entry,
 )
 from acc.core.keys import CacheRequest, redact_url
 from acc.core.models import CachedResponse, HeaderPairs
@@ -229,6 +230,7 @@ class RequestFlow:
         stale: bool = False,
         why: str = "",
         started: float = 0.0,
+        now: datetime | None = None,
     ) -> Outcome[LiveT]:
         stats = self.cache.stats
         stats.hits += 1
@@ -245,6 +247,16 @@ class RequestFlow:
                 started,
                 status=entry.status,
                 body_bytes=len(entry.body),
+            )
+        settings = self.cache.settings
+        if settings.cache_control:  # served as HTTP says: its current Age, its Range part
+            entry = served_entry(
+                entry,
+                self.cache.now() if now is None else now,
+                settings,
+                method=request.method,
+                request_headers=request.headers,
+                validated=revalidated,
             )
         return Outcome(
             entry=entry,
@@ -317,7 +329,9 @@ class RequestFlow:
         )
         if isinstance(decision, UseCached):
             served = decision.entry
-            return self._hit(request, key, served, stale=served.is_expired(now), started=started)
+            return self._hit(
+                request, key, served, stale=served.is_expired(now), started=started, now=now
+            )
         if isinstance(decision, GatewayTimeout):
             why = "no entry" if entry is None else "the entry may not be used"
             return self._gateway_timeout(request, key, f"only_if_cached, and {why}", started)

@@ -7,5 +7,6 @@ Rules this layer keeps:
 2. Each module opens with the rules it keeps, citing the RFC section of each.
 3. :mod:`.policy` is the one entry point the flow (:mod:`acc.core.flow`) calls; the
    other modules are its parts: :mod:`.cachecontrol` (directives, dates, entity tags),
-   :mod:`.freshness`, :mod:`.vary`, :mod:`.invalidation` and :mod:`.decisions`.
+   :mod:`.freshness`, :mod:`.vary`, :mod:`.invalidation`, :mod:`.ranges` and
+   :mod:`.decisions`.
 """

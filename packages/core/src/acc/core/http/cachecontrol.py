@@ -16,19 +16,28 @@ Rules this module keeps:
    invalid, reported as :data:`INVALID`, which the policy treats as "already stale" for
    ``max-age`` (RFC 9111 §4.2.1, §5.2.2.1). Values too large to mean anything are
    capped at 2**31 seconds (RFC 9111 §1.2.2).
-4. HTTP dates are read in all three formats of RFC 9110 §5.6.7 and are UTC; a date that
-   cannot be read is ``None``.
+4. HTTP dates are read in exactly the three formats of RFC 9110 §5.6.7 (IMF-fixdate,
+   rfc850-date, asctime-date), always UTC; anything else (another zone, ``UTC`` for
+   ``GMT``, a 2-digit year outside rfc850-date, a missing comma, doubled spaces, dashes
+   or dots where the grammar has spaces or colons, a 1-digit hour) cannot be read and is
+   ``None``, which for ``Expires`` means already expired (RFC 9111 §5.3). Day and month
+   names and ``GMT`` are matched without regard to case, the one leniency kept (RFC 9110
+   §5.6.7 asks recipients to be robust). A 2-digit rfc850 year more than 50 years ahead
+   of the reference moment is taken in the previous century (RFC 9110 §5.6.7).
 5. Entity tags compare strongly or weakly as RFC 9110 §8.8.3.2 defines: weak comparison
    ignores the ``W/`` prefix; strong comparison requires both tags to be strong.
 6. ``Vary`` names are case-insensitive (RFC 9110 §12.5.5); ``*`` means the response
    varies on more than request headers.
+7. ``Age`` is a singleton, but a list-based value (or several field lines) is read by its
+   first member (RFC 9111 §5.1); a first member that is not delta-seconds is reported as
+   :data:`INVALID`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import Final
 
 import attrs
@@ -40,8 +49,10 @@ __all__ = [
     "INVALID",
     "NO_DIRECTIVES",
     "Directives",
+    "age_value",
     "etags_match",
     "header_values",
+    "split_list",
     "parse_cache_control",
     "parse_delta_seconds",
     "parse_http_date",
@@ -61,8 +72,11 @@ def header_values(headers: HeaderPairs, name: str) -> list[str]:
     return [value for key, value in headers if key.lower() == wanted]
 
 
-def _split_list(text: str) -> list[str]:
-    """Split a comma-separated list, keeping commas inside quoted strings."""
+def split_list(text: str) -> list[str]:
+    """Split a comma-separated list into its members, stripped, empty ones dropped.
+
+    Commas inside quoted strings do not split (RFC 9110 §5.6.1, §5.6.4).
+    """
     items: list[str] = []
     current: list[str] = []
     quoted = escaped = False
@@ -162,6 +176,21 @@ class Directives:
         return self.has("immutable")
 
     @property
+    def must_understand(self) -> bool:
+        """``must-understand`` (RFC 9111 §5.2.2.3)."""
+        return self.has("must-understand")
+
+    @property
+    def public(self) -> bool:
+        """``public`` (RFC 9111 §5.2.2.9)."""
+        return self.has("public")
+
+    @property
+    def private(self) -> bool:
+        """``private``, with or without field names (RFC 9111 §5.2.2.7)."""
+        return self.has("private")
+
+    @property
     def only_if_cached(self) -> bool:
         """``only-if-cached`` (RFC 9111 §5.2.1.7)."""
         return self.has("only-if-cached")
@@ -211,7 +240,7 @@ def parse_cache_control(values: Iterable[str]) -> Directives:
     items: list[tuple[str, str | None]] = []
     seen: set[str] = set()
     for line in values:
-        for item in _split_list(line):
+        for item in split_list(line):
             name, sep, raw = item.partition("=")
             name = name.strip().lower()
             if not name or name in seen:
@@ -221,20 +250,87 @@ def parse_cache_control(values: Iterable[str]) -> Directives:
     return Directives(tuple(items)) if items else NO_DIRECTIVES
 
 
-def parse_http_date(value: str | None) -> datetime | None:
-    """Read an HTTP date (rule 4) as an aware UTC datetime, or ``None``."""
+_MONTHS: Final = {
+    name: number
+    for number, name in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
+    )
+}
+_TIME = r"(?P<hour>\d{2}):(?P<minute>\d{2}):(?P<second>\d{2})"
+_MONTH = r"(?P<month>[A-Za-z]{3})"
+_IMF_FIXDATE: Final = re.compile(
+    rf"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (?P<day>\d{{2}}) {_MONTH} (?P<year>\d{{4}}) {_TIME} GMT",
+    re.IGNORECASE | re.ASCII,
+)
+_RFC850_DATE: Final = re.compile(
+    r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), "
+    rf"(?P<day>\d{{2}})-{_MONTH}-(?P<year>\d{{2}}) {_TIME} GMT",
+    re.IGNORECASE | re.ASCII,
+)
+_ASCTIME_DATE: Final = re.compile(
+    rf"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) {_MONTH} (?P<day>\d{{2}}| \d) {_TIME} (?P<year>\d{{4}})",
+    re.IGNORECASE | re.ASCII,
+)
+
+
+def _two_digit_year(yy: int, reference: datetime | None) -> int:
+    """The year of an rfc850-date: never more than 50 years ahead (RFC 9110 §5.6.7)."""
+    if reference is None:
+        # No reference moment given: the usual pivot (70-99 are 19xx, 00-69 are 20xx).
+        return 1900 + yy if yy >= 70 else 2000 + yy
+    base = reference.year
+    year = base - base % 100 + yy
+    return year - 100 if year > base + 50 else year
+
+
+def parse_http_date(value: str | None, *, reference: datetime | None = None) -> datetime | None:
+    """Read an HTTP-date (rule 4) as an aware UTC datetime, or ``None``.
+
+    Args:
+        value: The field value.
+        reference: The moment a 2-digit rfc850 year is read against (the time the
+            message was received); without it, years 70-99 are 19xx and 00-69 are 20xx.
+    """
     if not value:
         return None
-    try:
-        moment = parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError, IndexError, OverflowError):
+    text = value.strip(" \t")
+    match = (
+        _IMF_FIXDATE.fullmatch(text)
+        or _RFC850_DATE.fullmatch(text)
+        or _ASCTIME_DATE.fullmatch(text)
+    )
+    if match is None:
         return None
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    try:
-        return moment.astimezone(timezone.utc)
-    except (OverflowError, ValueError):
+    month = _MONTHS.get(match["month"].lower())
+    if month is None:
         return None
+    year = int(match["year"])
+    if len(match["year"]) == 2:
+        year = _two_digit_year(year, reference)
+    second = min(int(match["second"]), 59)  # a leap second reads as :59
+    try:
+        return datetime(
+            year,
+            month,
+            int(match["day"]),
+            int(match["hour"]),
+            int(match["minute"]),
+            second,
+            tzinfo=timezone.utc,
+        )
+    except ValueError:  # 31 Feb, hour 25, ...
+        return None
+
+
+def age_value(headers: HeaderPairs) -> int | None:
+    """The ``Age`` of a message (rule 7): seconds, :data:`INVALID`, or ``None`` if absent."""
+    values = header_values(headers, "age")
+    if not values:
+        return None
+    members = split_list(", ".join(values))
+    if not members:
+        return INVALID
+    return parse_delta_seconds(members[0])
 
 
 def _opaque(tag: str) -> tuple[bool, str]:
@@ -260,7 +356,7 @@ def vary_names(headers: HeaderPairs) -> tuple[str, ...]:
     """
     names: set[str] = set()
     for line in header_values(headers, "vary"):
-        for item in _split_list(line):
+        for item in split_list(line):
             name = item.lower()
             if name == "*":
                 return ("*",)

@@ -2,9 +2,13 @@
 
 Rules this module keeps:
 
-1. A request whose method is unsafe (POST, PUT, PATCH, DELETE: RFC 9110 §9.2.1) and
-   whose response is not an error (a status below 400) invalidates the stored responses
-   for its target URI (RFC 9111 §4.4).
+1. A request whose method is not known to be safe and whose response is not an error (a
+   status below 400) invalidates the stored responses for its target URI (RFC 9111 §4.4:
+   "a request with an unsafe method", and an unknown method must be taken as unsafe).
+   The safe methods are GET, HEAD, OPTIONS and TRACE (RFC 9110 §9.2.1), and the
+   extensions registered as safe: PROPFIND, REPORT, SEARCH (WebDAV) and QUERY. So
+   POST, PUT, PATCH and DELETE invalidate, and so does ``M-SEARCH`` or any other
+   extension method.
 2. It also invalidates those for the URIs in ``Location`` and ``Content-Location``,
    resolved against the target, but only when they share its origin (scheme, host and
    port), so that a response cannot be used to evict another site's entries.
@@ -18,15 +22,25 @@ from urllib.parse import urljoin, urlsplit
 
 from acc.core.models import HeaderPairs, find_header
 
-__all__ = ["UNSAFE_METHODS", "invalidated_urls", "is_unsafe_method"]
+__all__ = ["SAFE_METHODS", "UNSAFE_METHODS", "invalidated_urls", "is_unsafe_method"]
+
+SAFE_METHODS: Final = frozenset(
+    {"GET", "HEAD", "OPTIONS", "TRACE", "PROPFIND", "REPORT", "SEARCH", "QUERY"}
+)
+"""Methods known to be safe; every other method invalidates (rule 1)."""
 
 UNSAFE_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-"""Methods whose success invalidates stored responses for their target (rule 1)."""
+"""The unsafe methods RFC 9110 defines; extension methods not in :data:`SAFE_METHODS` are
+unsafe too (rule 1)."""
 
 
 def is_unsafe_method(method: str) -> bool:
-    """Whether a successful ``method`` request invalidates stored responses (rule 1)."""
-    return method.upper() in UNSAFE_METHODS
+    """Whether a successful ``method`` request invalidates stored responses (rule 1).
+
+    Method names are case-sensitive (RFC 9110 §9.1), but acc compares them in upper case,
+    as it keys them, so ``get`` is GET here too.
+    """
+    return method.upper() not in SAFE_METHODS
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

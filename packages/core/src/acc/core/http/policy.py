@@ -15,9 +15,12 @@ Rules this module keeps:
    and ``Expires`` (heuristic freshness counting as the response's own) > the request's
    ``expire_after`` > the first matching ``urls_expire_after`` pattern > the session's
    ``expire_after``. Headers count only with ``cache_control=True``; otherwise the
-   settings alone decide. Response freshness is computed once, at store time, into
-   ``expires`` (RFC 9111 §4.2; see :mod:`acc.core.http.freshness`); request directives are
-   applied at lookup (RFC 9111 §5.2.1).
+   settings alone decide. With ``cache_control=True`` the settings are a fallback only
+   when the user gave one: without it, a response with neither explicit nor heuristic
+   freshness is stale on arrival (RFC 9111 §4.2), kept only to be revalidated. Response
+   freshness is computed once, at store time, into ``expires`` (RFC 9111 §4.2; see
+   :mod:`acc.core.http.freshness`); request directives are applied at lookup (RFC 9111
+   §5.2.1).
 3. ``force_refresh`` ignores the stored entry; ``refresh`` and a request ``no-cache``
    (or ``Pragma: no-cache`` without ``Cache-Control``, RFC 9111 §5.4) revalidate it when
    it has a validator and fetch anew when it has none (RFC 9111 §5.2.1.4), except that a
@@ -35,17 +38,32 @@ Rules this module keeps:
    never stored, since it can never be served (RFC 9111 §4.1).
 7. Stale-while-revalidate (RFC 5861 §3): within the window (the response directive with
    ``cache_control=True``, else the setting), a stale entry is served at once and
-   refreshed in the background. Stale-if-error (RFC 5861 §4): within its window (the
+   refreshed in the background, unless the request asks for a fresher response
+   (``no-cache``, ``max-age``, ``min-fresh``, a ``max-stale`` the entry is past); request
+   directives acc does not know are
+   ignored (RFC 9111 §5.2.3). Stale-if-error (RFC 5861 §4): within its window (the
    response directive, then the request directive, with ``cache_control=True``; else the
    setting), a 5xx answer or a failed connection is answered with the stored entry.
 8. Serving stale is never allowed for an entry marked ``must-revalidate`` (RFC 9111
-   §5.2.2.2); ``no-cache`` also rules out ``max-stale`` and stale-while-revalidate.
+   §5.2.2.2) or ``no-cache`` (§5.2.2.4: never used without validation), whichever way
+   it would be served (``max-stale``, stale-while-revalidate, stale-if-error).
 9. A response is stored only if its method and status are allowed and it can still be
    used: fresh, or revalidatable, or inside a stale window. A settings expiration of
-   ``DO_NOT_CACHE`` or in the past is never stored.
-10. An unsafe method (POST, PUT, PATCH, DELETE) answered with a non-error status
+   ``DO_NOT_CACHE`` or in the past is never stored. With ``cache_control=True`` and no
+   ``allowed_codes`` given, RFC 9111 §3 decides the status: a heuristically cacheable
+   one (RFC 9110 §15.1), or any final status when the response has explicit freshness
+   (``max-age``, ``Expires``) or says ``public`` or ``private``; never ``206`` (acc does
+   not combine partial content, §3.3) nor ``304``. ``must-understand`` (§5.2.2.3)
+   stores a response only with a status whose rules acc implements, and then
+   overrides ``no-store``.
+10. A method not known to be safe (RFC 9110 §9.2.1: anything but GET, HEAD, OPTIONS,
+    TRACE and the registered safe extensions), answered with a non-error status,
     invalidates the entries of its target URL, and of ``Location``/``Content-Location``
     when they share its origin (RFC 9111 §4.4).
+11. With ``cache_control=True``, an entry served without validation carries ``Age``,
+    its current age (RFC 9111 §4, §5.1), and a ``GET`` with one byte ``Range`` is
+    answered from a stored ``200`` with the ``206`` the origin would send (RFC 9110
+    §14; see :mod:`acc.core.http.ranges`).
 """
 
 from __future__ import annotations
@@ -78,13 +96,21 @@ from acc.core.http.decisions import (
     _Unset,
 )
 from acc.core.http.freshness import (
+    HEURISTIC_STATUSES,
     StaleWindow,
+    age_header,
     current_age,
     header_expires,
     keep_until,
     within_window,
 )
-from acc.core.http.invalidation import UNSAFE_METHODS, invalidated_urls, is_unsafe_method
+from acc.core.http.invalidation import (
+    SAFE_METHODS,
+    UNSAFE_METHODS,
+    invalidated_urls,
+    is_unsafe_method,
+)
+from acc.core.http.ranges import ranged_entry
 from acc.core.http.vary import varying_headers
 from acc.core.models import CachedResponse, HeaderPairs, find_header
 from acc.core.settings import CacheSettings
@@ -92,6 +118,8 @@ from acc.core.settings import CacheSettings
 _DEFAULT_SETTINGS: Final = CacheSettings()
 
 __all__ = [
+    "SAFE_METHODS",
+    "UNDERSTOOD_STATUSES",
     "UNSAFE_METHODS",
     "UNSET",
     "Fetch",
@@ -115,7 +143,18 @@ __all__ = [
     "not_modified_selects",
     "refresh_not_modified",
     "request_directives",
+    "served_entry",
 ]
+
+UNDERSTOOD_STATUSES: Final = frozenset(
+    {200, 201, 202, 203, 204, 205, 300, 301, 302, 303, 305, 307, 308}
+    | set(range(400, 418))
+    | {421, 422, 426, 500, 501, 502, 503, 504, 505}
+)
+"""Statuses whose caching rules acc implements (rule 9, ``must-understand``): the final
+statuses of RFC 9110 §15, less ``206`` (partial content is never stored) and ``304``."""
+
+_NEVER_STORED: Final = frozenset({206, 304})
 
 
 def is_cacheable_method(method: str, settings: CacheSettings) -> bool:
@@ -247,9 +286,14 @@ def decide_lookup(
     if _max_stale_allows(request, staleness, stored):
         return UseCached(entry)
     window = _window(stored.stale_while_revalidate, settings.stale_while_revalidate, settings)
+    wants_fresher = not plain and (
+        request.max_age is not None
+        or request.min_fresh is not None
+        or request.max_stale is not None  # it said how stale it accepts, and this is staler
+    )
     if (
         not (stored.must_revalidate or stored.no_cache)
-        and plain
+        and not wants_fresher
         and within_window(window, staleness)
     ):
         return StaleWhileRevalidate(entry, conditional_headers(entry))
@@ -258,13 +302,19 @@ def decide_lookup(
 
 def response_expiration(
     url: str, options: RequestOptions, settings: CacheSettings
-) -> ExpirationTime:
-    """The expiration the settings give a response for ``url`` (the last three of rule 2)."""
+) -> ExpirationTime | _Unset:
+    """The expiration the settings give a response for ``url`` (the last three of rule 2).
+
+    ``UNSET`` when none applies: with ``cache_control=True`` and no ``expire_after``
+    given, the settings have nothing to say.
+    """
     if not isinstance(options.expire_after, _Unset):
         return options.expire_after
     matched, value = settings.urls_expire_after.match(url)
     if matched:
         return value
+    if settings.cache_control and not settings.expire_after_set:
+        return UNSET
     return settings.expire_after
 
 
@@ -282,6 +332,15 @@ def _stale_windows(stored: Directives, settings: CacheSettings) -> tuple[StaleWi
     )
 
 
+def _max_stale_may_use(stored: Directives, settings: CacheSettings, fresh_on_arrival: bool) -> bool:
+    """Whether a request's ``max-stale`` may accept the entry once stale (rules 4, 8)."""
+    return (
+        settings.cache_control
+        and fresh_on_arrival
+        and not (stored.must_revalidate or stored.no_cache)
+    )
+
+
 def entry_storage_expiry(entry: CachedResponse, settings: CacheSettings) -> datetime | None:
     """Until when storage keeps ``entry`` (see :func:`acc.core.http.freshness.keep_until`)."""
     if entry.expires is None:
@@ -294,8 +353,33 @@ def entry_storage_expiry(entry: CachedResponse, settings: CacheSettings) -> date
     else:
         windows = _stale_windows(stored, settings)
     return keep_until(
-        entry.expires, entry.created_at, revalidatable=entry.has_validators, windows=windows
+        entry.expires,
+        entry.created_at,
+        revalidatable=entry.has_validators,
+        windows=windows,
+        max_stale=_max_stale_may_use(stored, settings, entry.expires > entry.created_at),
     )
+
+
+def _status_refusal(
+    status: int, stored: Directives, headers: HeaderPairs, settings: CacheSettings
+) -> str | None:
+    """Why ``status`` is not stored (rule 9), or ``None`` when it may be."""
+    if settings.allowed_codes_set or not settings.cache_control:
+        if status in settings.allowed_codes:
+            return None
+        return f"status {status} is not in allowed_codes"
+    if status < 200 or status in _NEVER_STORED:
+        return f"status {status} is never stored"
+    if (
+        status in HEURISTIC_STATUSES
+        or stored.max_age is not None
+        or stored.public
+        or stored.private
+        or header_values(headers, "expires")
+    ):
+        return None
+    return f"status {status} is not heuristically cacheable and has no explicit freshness"
 
 
 def decide_store(
@@ -324,17 +408,27 @@ def decide_store(
     """
     if method.upper() not in settings.allowed_methods:
         return StoreDecision(False, reason=f"method {method} is not in allowed_methods")
-    if status not in settings.allowed_codes:
-        return StoreDecision(False, reason=f"status {status} is not in allowed_codes")
     stored = NO_DIRECTIVES
     expires: datetime | None = None
     from_headers = False
-    if settings.cache_control:
+    if not settings.cache_control:
+        refusal = _status_refusal(status, stored, headers, settings)
+        if refusal is not None:
+            return StoreDecision(False, reason=refusal)
+    else:
         if request_directives(request_headers, settings).no_store:
             return StoreDecision(False, reason="the request says no-store")
         stored = parse_cache_control(header_values(headers, "cache-control"))
-        if stored.no_store:
+        if stored.must_understand:
+            if status not in UNDERSTOOD_STATUSES:
+                return StoreDecision(
+                    False, reason=f"must-understand, and acc has no rules for status {status}"
+                )
+        elif stored.no_store:
             return StoreDecision(False, reason="the response says no-store")
+        refusal = _status_refusal(status, stored, headers, settings)
+        if refusal is not None:
+            return StoreDecision(False, reason=refusal)
         if varying_headers(headers) == ("*",):
             return StoreDecision(False, reason="the response says Vary: *")
         if stored.no_cache:
@@ -343,11 +437,21 @@ def decide_store(
             expires = header_expires(headers, stored, status, now)
             from_headers = expires is not None
     if not from_headers:
-        expires = expires_at(response_expiration(url, options, settings), now)
-        if expires is not None and expires <= now:
-            return StoreDecision(False, reason="expires immediately")
+        expiration = response_expiration(url, options, settings)
+        if isinstance(expiration, _Unset):
+            expires = now  # no freshness at all: stale, kept only to be revalidated
+        else:
+            expires = expires_at(expiration, now)
+            if expires is not None and expires <= now:
+                return StoreDecision(False, reason="expires immediately")
     windows = () if stored.must_revalidate else _stale_windows(stored, settings)
-    keep = keep_until(expires, now, revalidatable=_has_validators(headers), windows=windows)
+    keep = keep_until(
+        expires,
+        now,
+        revalidatable=_has_validators(headers),
+        windows=windows,
+        max_stale=_max_stale_may_use(stored, settings, expires is not None and expires > now),
+    )
     if keep is not None and keep <= now:
         return StoreDecision(False, reason="stale on arrival, with no validator or stale window")
     return StoreDecision(True, expires, storage_expires=keep)
@@ -379,7 +483,7 @@ def decide_error(
     if not settings.cache_control and settings.stale_if_error is False:
         return None
     stored = _entry_directives(entry)
-    if stored.must_revalidate:
+    if stored.must_revalidate or stored.no_cache:
         return None
     directive = stored.stale_if_error
     if directive is None:
@@ -407,7 +511,17 @@ def not_modified_selects(entry: CachedResponse, headers: HeaderPairs) -> bool:
     return etag is None or entry.etag is None
 
 
-_NOT_UPDATED: Final = frozenset({"content-length", "content-encoding", "transfer-encoding"})
+_NOT_UPDATED: Final = frozenset(
+    {
+        "content-length",
+        "content-encoding",
+        "transfer-encoding",
+        "content-md5",
+        "content-range",
+    }
+)
+"""Fields a 304 never updates: they describe the stored body, which the 304 does not
+replace (RFC 9111 §3.2: "header fields that the cache's stored response depends upon")."""
 
 
 def merge_not_modified(
@@ -416,7 +530,8 @@ def merge_not_modified(
     """Refresh a stored entry with the headers of a ``304 Not Modified`` (RFC 9111 §4.3.4).
 
     Each header present in the 304 replaces every stored header of that name, except
-    the framing headers, which describe the stored body and stay as they are. The
+    the fields that describe the stored body (framing, coding, digest, range), which
+    stay as they are. The
     stored ``Age`` described the old response, so it goes unless the 304 has one; a 304
     without ``Date`` is dated ``now`` (RFC 9110 §6.6.1), or the old ``Date`` would make
     the refreshed entry look old.
@@ -458,3 +573,25 @@ def refresh_not_modified(
     )
     expires = decision.expires if decision.store else now
     return attrs.evolve(merged, expires=expires), decision
+
+
+def served_entry(
+    entry: CachedResponse,
+    now: datetime,
+    settings: CacheSettings,
+    *,
+    method: str = "GET",
+    request_headers: HeaderPairs = (),
+    validated: bool = False,
+) -> CachedResponse:
+    """``entry`` as it is served to a request at ``now`` (rule 11).
+
+    With ``cache_control=True``: an entry used without validation carries its current
+    ``Age``, replacing the stored one (RFC 9111 §4, §5.1); a one-range ``GET`` is given
+    its part of a stored ``200`` (RFC 9110 §14.2). Otherwise it is served as stored.
+    """
+    if not settings.cache_control:
+        return entry
+    if not validated:
+        entry = attrs.evolve(entry, headers=age_header(entry.headers, entry.created_at, now))
+    return ranged_entry(entry, method, request_headers) if request_headers else entry

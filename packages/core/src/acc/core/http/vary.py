@@ -10,8 +10,13 @@ response (no ``Vary``) keeps living under its primary key and costs one read.
 Rules this module keeps:
 
 1. Stored responses are selected by the request header fields ``Vary`` names; two
-   requests' fields match after whitespace is normalised and field lines are combined
-   (RFC 9111 §4.1). An absent field matches only an absent field.
+   requests' fields match after the transformations RFC 9111 §4.1 allows: field lines
+   combined (RFC 9110 §5.3), whitespace around list commas and runs of whitespace
+   normalised (a field sent on several lines is a list, where that whitespace is
+   insignificant, RFC 9110 §5.6.1; so ``1,2``, ``1, 2`` and `` 1 ,  2`` match), and
+   case ignored in fields whose values are case-insensitive (``Accept-Language``
+   ranges, RFC 4647 §2; ``Accept-Charset``). The order of members is kept: it can
+   carry a preference (RFC 9110 §12.5.4). An absent field matches only an absent field.
 2. ``Vary: *`` always fails to match (RFC 9111 §4.1): such a response is never stored.
 3. ``Accept-Encoding`` is left out of the variant: acc stores bodies decoded, so the
    stored response is right for every encoding the client accepts.
@@ -27,7 +32,7 @@ from typing import Final
 
 import attrs
 
-from acc.core.http.cachecontrol import header_values, vary_names
+from acc.core.http.cachecontrol import header_values, split_list, vary_names
 from acc.core.models import HeaderPairs
 
 __all__ = [
@@ -44,6 +49,7 @@ MAX_VARIANTS: Final = 64
 """How many variant keys a vary record remembers (for invalidation); oldest dropped."""
 
 _NOT_VARYING: Final = frozenset({"accept-encoding"})
+_CASE_INSENSITIVE: Final = frozenset({"accept-language", "accept-charset"})
 
 
 @attrs.frozen(slots=True)
@@ -63,10 +69,13 @@ def varying_headers(headers: HeaderPairs) -> tuple[str, ...]:
 
 
 def _field_value(request_headers: HeaderPairs, name: str) -> str | None:
+    """The request's value of field ``name``, normalised as rule 1 says."""
     values = header_values(request_headers, name)
     if not values:
         return None
-    return ", ".join(" ".join(value.split()) for value in values)
+    members = [" ".join(member.split()) for member in split_list(",".join(values))]
+    value = ",".join(members)
+    return value.lower() if name.lower() in _CASE_INSENSITIVE else value
 
 
 def variant_key(primary: str, names: Iterable[str], request_headers: HeaderPairs) -> str:

@@ -5,6 +5,11 @@ It implements :class:`acc.core.flow.exchange.Exchange` over the ``_request`` of 
 so the request the network sees is the one the caller made (plus the conditional headers
 of a revalidation), and it describes aiohttp's response to the flow in client-independent
 terms. It makes no caching decision.
+
+aiohttp decodes a body only when decompression is on (the session's or the request's
+``auto_decompress``) and ``Content-Encoding`` is exactly one coding it knows; any other
+body is read as it came, still encoded, and :meth:`AiohttpExchange.head` says so
+(``body_decoded=False``), so the stored entry keeps its ``Content-Encoding``.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import ClientConnectionError, ClientResponse
+from aiohttp import ClientConnectionError, ClientResponse, compression_utils
 from multidict import CIMultiDict
 from yarl import URL
 
@@ -21,11 +26,29 @@ from acc.core import RedirectHop
 from acc.core.flow.exchange import ResponseHead
 from acc.core.models import HeaderPairs
 
-__all__ = ["AiohttpExchange"]
+__all__ = ["DECODED_CODINGS", "AiohttpExchange", "body_decoded"]
 
 NETWORK_ERRORS = (ClientConnectionError, OSError, asyncio.TimeoutError)
 """Failures that mean the origin could not be reached (a refused connection, a reset,
 a timeout); stale-if-error may answer them with the stored entry."""
+
+
+DECODED_CODINGS: frozenset[str] = frozenset(
+    {"gzip", "deflate", "br"} | ({"zstd"} if hasattr(compression_utils, "HAS_ZSTD") else set())
+)
+"""The ``Content-Encoding`` values aiohttp's parser decodes (zstd where it defines ``HAS_ZSTD``)."""
+
+
+def body_decoded(headers: Any, auto_decompress: bool) -> bool:
+    """Whether aiohttp hands over the body of a response with ``headers`` decoded.
+
+    True when there is nothing to decode, or when decompression is on and the coding is
+    one aiohttp decodes (it compares the whole field value, in lower case).
+    """
+    coding = headers.get("Content-Encoding")
+    if not coding:
+        return True
+    return auto_decompress and coding.isascii() and coding.lower() in DECODED_CODINGS
 
 
 def _hop(hop: ClientResponse) -> RedirectHop:
@@ -41,7 +64,7 @@ def _hop(hop: ClientResponse) -> RedirectHop:
 class AiohttpExchange:
     """One request of a session, sent with the session's own ``_request``."""
 
-    __slots__ = ("_kwargs", "_method", "_request", "_url")
+    __slots__ = ("_auto_decompress", "_kwargs", "_method", "_request", "_url")
 
     network_errors = NETWORK_ERRORS
 
@@ -51,11 +74,14 @@ class AiohttpExchange:
         method: str,
         str_or_url: str | URL,
         kwargs: dict[str, Any],
+        *,
+        auto_decompress: bool = True,
     ) -> None:
         self._request = request
         self._method = method
         self._url = str_or_url
         self._kwargs = kwargs
+        self._auto_decompress = auto_decompress
 
     async def send(self, extra_headers: HeaderPairs) -> ClientResponse:
         """Send the caller's request, with ``extra_headers`` added to its headers."""
@@ -67,7 +93,7 @@ class AiohttpExchange:
         return await self._request(self._method, self._url, headers=headers, **arguments)
 
     def head(self, live: ClientResponse) -> ResponseHead:
-        """Describe aiohttp's response (aiohttp has decoded the body it will read)."""
+        """Describe aiohttp's response, and whether the body it will read is decoded."""
         return ResponseHead(
             status=live.status,
             reason=live.reason or "",
@@ -76,6 +102,7 @@ class AiohttpExchange:
             headers=tuple(live.headers.items()),
             request_headers=tuple(live.request_info.headers.items()),
             history=tuple(_hop(hop) for hop in live.history),
+            body_decoded=body_decoded(live.headers, self._auto_decompress),
         )
 
     async def read(self, live: ClientResponse) -> bytes:

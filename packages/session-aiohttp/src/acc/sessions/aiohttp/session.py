@@ -135,7 +135,16 @@ class CacheMixin:
         except UncacheableBody as why:
             bypass = str(why)
             described = self._describe(method, str_or_url, kwargs, with_body=False)
-        exchange = AiohttpExchange(super()._request, method, str_or_url, kwargs)  # type: ignore[misc]
+        auto_decompress = kwargs.get("auto_decompress")
+        if auto_decompress is None:
+            auto_decompress = self.auto_decompress  # type: ignore[attr-defined]
+        exchange = AiohttpExchange(
+            super()._request,  # type: ignore[misc]
+            method,
+            str_or_url,
+            kwargs,
+            auto_decompress=bool(auto_decompress),
+        )
         outcome = await self.cache.flow.run(
             described,
             exchange,

@@ -10,9 +10,11 @@ Rules this module keeps:
    a copy with the conditional headers set (replacing any of the same name), sharing the
    caller's body stream, which is in memory whenever the cache handles the request.
 2. A transport's response is raw: its body not read and still content-encoded. The flow
-   reads it only to store it, with :meth:`httpx.Response.aread`, which undoes
-   ``Content-Encoding``; so :meth:`HttpxExchange.head` says the body it reads is decoded,
-   and the entry drops ``Content-Encoding``.
+   reads it only to store it, with :meth:`httpx.Response.aread`, which undoes the
+   codings httpx knows (gzip, deflate; br and zstd when their packages are installed)
+   and skips the others. :meth:`HttpxExchange.head` says the body is decoded when every
+   coding of ``Content-Encoding`` is one httpx undoes, so only then does the entry drop
+   ``Content-Encoding``; a body in a coding httpx leaves alone keeps its label.
 3. A transport sees one hop: httpx's client follows redirects above it, each hop a request
    of its own, so a response here never has a redirect history.
 """
@@ -27,7 +29,7 @@ from acc.core.flow.exchange import ResponseHead
 from acc.core.models import HeaderPairs
 from acc.sessions.httpx.request import header_pairs
 
-__all__ = ["NETWORK_ERRORS", "HttpxExchange"]
+__all__ = ["DECODED_CODINGS", "NETWORK_ERRORS", "HttpxExchange", "body_decoded"]
 
 NETWORK_ERRORS: tuple[type[BaseException], ...] = (
     httpx.TransportError,
@@ -37,6 +39,24 @@ NETWORK_ERRORS: tuple[type[BaseException], ...] = (
 """Failures that mean the origin could not be reached (connect errors, timeouts, broken
 connections, proxy errors; ``OSError`` and ``asyncio.TimeoutError`` for transports that
 let them through); stale-if-error may answer them with the stored entry."""
+
+
+def _decoded_codings() -> frozenset[str]:
+    try:  # httpx's table of decoders holds br and zstd only when their packages are there
+        from httpx._decoders import SUPPORTED_DECODERS
+    except ImportError:  # pragma: no cover - a future httpx; the codings every release has
+        return frozenset({"identity", "gzip", "deflate"})
+    return frozenset(SUPPORTED_DECODERS)
+
+
+DECODED_CODINGS: frozenset[str] = _decoded_codings()
+"""The ``Content-Encoding`` codings :meth:`httpx.Response.aread` undoes (rule 2)."""
+
+
+def body_decoded(headers: httpx.Headers) -> bool:
+    """Whether ``aread()`` returns the body of a response with ``headers`` decoded (rule 2)."""
+    codings = (c.strip().lower() for c in headers.get_list("content-encoding", split_commas=True))
+    return all(coding in DECODED_CODINGS for coding in codings if coding)
 
 
 class HttpxExchange:
@@ -79,7 +99,7 @@ class HttpxExchange:
             method=request.method,
             headers=header_pairs(live.headers),
             request_headers=header_pairs(request.headers),
-            body_decoded=True,
+            body_decoded=body_decoded(live.headers),
         )
 
     async def read(self, live: httpx.Response) -> bytes:
