@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 from acc.core.codec import Codec, DecodeError
 from acc.core.errors import BackendError, BackendUnavailable, ConfigError, EntryTooLarge
 from acc.core.events import CacheEvent, EventHub, Listener
-from acc.core.expiration import NEVER_EXPIRE, ExpirationTime
+from acc.core.expiration import ExpirationTime
 from acc.core.flow.coalesce import SingleFlight
 from acc.core.flow.driver import RequestFlow
 from acc.core.flow.explain import ProbeCallable, explain_request
