@@ -22,7 +22,7 @@ from acc.core.expiration import (
 )
 from acc.core.keys import KeySettings
 
-__all__ = ["CacheSettings"]
+__all__ = ["CacheSettings", "check_cache_name"]
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "QUERY"})
 
@@ -37,6 +37,26 @@ def _names(value: object, argument: str) -> tuple[str, ...]:
         if not isinstance(name, str) or not name:
             raise ConfigError(argument, f"names must be non-empty strings, not {name!r}")
     return names
+
+
+def check_cache_name(value: object) -> str:
+    """Check a cache name: a non-empty string a file system, a key prefix or a database takes.
+
+    A NUL byte is refused (no file name, SQLite path or database name may hold one, so
+    every request would fail open), and so is text that cannot be written as UTF-8.
+
+    Raises:
+        ConfigError: An invalid name, naming ``cache_name``.
+    """
+    if not isinstance(value, str) or not value:
+        raise ConfigError("cache_name", f"expected a non-empty string, not {value!r}")
+    if "\x00" in value:
+        raise ConfigError("cache_name", f"must not contain a NUL character: {value!r}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError("cache_name", f"must be valid Unicode text, not {value!r}") from None
+    return value
 
 
 def _flag(value: object, argument: str) -> bool:
@@ -154,8 +174,7 @@ class CacheSettings:
         strict: object = False,
     ) -> CacheSettings:
         """Check every option and return the settings; ``ConfigError`` on the first bad one."""
-        if not isinstance(cache_name, str) or not cache_name:
-            raise ConfigError("cache_name", f"expected a non-empty string, not {cache_name!r}")
+        cache_name = check_cache_name(cache_name)
         ignored = frozenset(_names(ignored_params, "ignored_params"))
         include = _flag(include_headers, "include_headers")
         match = _names(match_headers, "match_headers")

@@ -40,6 +40,8 @@ def sqlite_path(name: str | os.PathLike[str]) -> Path:
         raise ConfigError("cache_name", f"expected a path or ':memory:', not {name!r}") from None
     if not isinstance(text, str) or not text.strip():
         raise ConfigError("cache_name", f"expected a path or ':memory:', not {name!r}")
+    if "\x00" in text:
+        raise ConfigError("cache_name", f"a path cannot contain a NUL character: {name!r}")
     if text == MEMORY:
         return Path(MEMORY)
     path = Path(text).expanduser()
