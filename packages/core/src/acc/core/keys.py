@@ -9,7 +9,9 @@ Rules this module keeps:
 2. The URL is normalised here, with the standard library, so that the session adapter
    and the façade (``delete_url``, ``has_url``) agree on it: scheme and host in lower
    case, default ports dropped, the fragment dropped, query parameters decoded, sorted
-   and re-encoded one way.
+   by name and re-encoded one way. The sort is by name only and stable: the values of a
+   repeated name keep their order (``?a=1&a=2`` is not ``?a=2&a=1``: most servers read
+   the first), and so do the values of a repeated form field.
 3. A request that carries a credential (``Authorization``, ``Proxy-Authorization``, a
    ``Cookie`` header, ``auth=``, ``cookies=``) is keyed by a hash of that credential, so
    one user is never served another's response. The credential itself never leaves this
@@ -51,7 +53,9 @@ __all__ = [
     "redact_url",
 ]
 
-KEY_VERSION: Final = b"acc-key-1"
+KEY_VERSION: Final = b"acc-key-2"
+"""Mixed into every key. ``acc-key-2``: repeated query parameters and form fields keep
+their order (``acc-key-1`` sorted them by value too)."""
 REDACTED: Final = "REDACTED"
 CREDENTIAL_HEADERS: Final = frozenset({"authorization", "proxy-authorization", "cookie"})
 _CREDENTIAL_KINDS: Final = {"auth": "authorization", "cookie": "cookie"}
@@ -131,8 +135,12 @@ def _normalize(url: str, ignored_params: frozenset[str]) -> str:
     query = parse_qsl(parts.query, keep_blank_values=True)
     if ignored_params:
         query = [(k, v) for k, v in query if k not in ignored_params]
-    query.sort()
+    query.sort(key=_name)  # stable: a repeated name's values keep their order (rule 2)
     return urlunsplit((scheme, netloc, path, urlencode(query, quote_via=quote), ""))
+
+
+def _name(pair: tuple[str, str]) -> str:
+    return pair[0]
 
 
 def _json_key_text(key: Any) -> str:
@@ -166,7 +174,7 @@ def _canonical_json(value: Any, ignored: frozenset[str]) -> bytes:
 
 
 def _canonical_form(pairs: Iterable[tuple[Any, Any]], ignored: frozenset[str]) -> bytes:
-    kept = sorted((str(k), str(v)) for k, v in pairs if str(k) not in ignored)
+    kept = sorted(((str(k), str(v)) for k, v in pairs if str(k) not in ignored), key=_name)
     return b"".join(_field(b"k", k.encode()) + _field(b"v", v.encode()) for k, v in kept)
 
 
