@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from acc.core.keys import (
+    CREDENTIAL_HEADERS,
     KEY_VERSION,
     REDACTED,
     CacheRequest,
@@ -293,6 +294,58 @@ def test_ignored_params_leave_header_names(settings: KeySettings) -> None:
     assert other_accept != one
 
 
+# -- credential headers and parameters (issue 12, item 6) -------------------------------------
+
+
+@pytest.mark.parametrize("name", ["X-Api-Key", "Api-Key", "X-Auth-Token", "X-Access-Token"])
+def test_api_key_headers_are_credentials_by_default(name: str) -> None:
+    alice = key(headers=((name, "alice-key"),))
+    bob = key(headers=((name.lower(), "bob-key"),))
+    anonymous = key()
+    assert len({alice, bob, anonymous}) == 3
+    assert key(headers=((name.upper(), "alice-key"),)) == alice
+    # include_headers and match_headers never key a credential by its clear value.
+    for settings in (
+        KeySettings(include_headers=True),
+        KeySettings(match_headers=(name,)),
+    ):
+        assert key(headers=((name, "alice-key"),), settings=settings) == key(
+            headers=((name, "alice-key"),)
+        )
+
+
+def test_credential_headers_extend_the_defaults() -> None:
+    extended = CREDENTIAL_HEADERS | {"x-tenant-secret"}
+    settings = KeySettings(credential_headers=extended)
+    alice = key(headers=(("X-Tenant-Secret", "a"),), settings=settings)
+    bob = key(headers=(("X-Tenant-Secret", "b"),), settings=settings)
+    assert alice != bob
+    assert key(settings=settings) not in (alice, bob)
+    # Without the setting the header does not count at all (entries are shared).
+    assert key(headers=(("X-Tenant-Secret", "a"),)) == key(headers=(("X-Tenant-Secret", "b"),))
+    # Authorization stays a credential.
+    assert key(headers=(("Authorization", "x"),), settings=settings) != key(settings=settings)
+
+
+def test_credential_params_are_keyed_by_hash_and_leave_the_url() -> None:
+    settings = KeySettings(credential_params=frozenset({"api_key"}))
+    alice = key(url=f"{URL}?q=1&api_key=alice", settings=settings)
+    bob = key(url=f"{URL}?api_key=bob&q=1", settings=settings)
+    anonymous = key(url=f"{URL}?q=1", settings=settings)
+    assert len({alice, bob, anonymous}) == 3
+    assert key(url=f"{URL}?api_key=alice&q=1", settings=settings) == alice
+    assert key(url=f"{URL}?q=2&api_key=alice", settings=settings) != alice
+    # The key material never holds the value in clear: the URL part drops it ...
+    assert "alice" not in normalize_url(f"{URL}?q=1&api_key=alice", frozenset({"api_key"}))
+    # ... and ignoring the name wins over keying it (as for Authorization).
+    both = KeySettings(
+        ignored_params=frozenset({"api_key"}), credential_params=frozenset({"api_key"})
+    )
+    assert key(url=f"{URL}?q=1&api_key=a", settings=both) == key(
+        url=f"{URL}?q=1&api_key=b", settings=both
+    )
+
+
 # -- headers ---------------------------------------------------------------------------------
 
 
@@ -436,7 +489,12 @@ def test_redact_headers() -> None:
         ("Accept", "text/html"),
         ("User-Agent", "acc"),
     )
-    assert redact_headers(headers, frozenset())[3] == ("X-Api-Key", "k")
+    # X-Api-Key is a credential by default (issue 12, item 6); other names are not.
+    assert redact_headers(headers, frozenset())[3] == ("X-Api-Key", REDACTED)
+    assert redact_headers((("X-Custom-Key", "c"),), frozenset()) == (("X-Custom-Key", "c"),)
+    assert redact_headers(
+        (("X-Custom-Key", "c"),), frozenset(), CREDENTIAL_HEADERS | {"x-custom-key"}
+    ) == (("X-Custom-Key", REDACTED),)
 
 
 def test_redact_url() -> None:

@@ -119,6 +119,13 @@ class CacheBackend:
         match_headers: Key requests by the values of these headers only.
         ignored_params: Parameter and header names left out of keys and redacted
             where stored (query, form fields, top-level JSON keys, headers).
+        credential_headers: Request headers that are credentials, besides
+            ``Authorization``, ``Proxy-Authorization``, ``Cookie``, ``X-Api-Key``,
+            ``Api-Key``, ``X-Auth-Token`` and ``X-Access-Token``: requests are keyed by a
+            hash of their values (one user never gets another's response) and the values
+            are never stored.
+        credential_params: Query parameters that are credentials (an API key in the
+            URL): keyed by a hash of their values, and redacted wherever a URL is stored.
         cache_control: Follow HTTP caching headers as a private cache (RFC 9111):
             request and response ``Cache-Control``, ``Expires``, ``Age``, ``Vary``,
             heuristic freshness. See the expiration page of the docs.
@@ -166,6 +173,8 @@ class CacheBackend:
         include_headers: bool = False,
         match_headers: Iterable[str] | None = None,
         ignored_params: Iterable[str] = (),
+        credential_headers: Iterable[str] = (),
+        credential_params: Iterable[str] = (),
         cache_control: bool = False,
         filter_fn: Callable[[CachedResponse], bool | Awaitable[bool]] | None = None,
         key_fn: Callable[[CacheRequest], str] | None = None,
@@ -189,6 +198,8 @@ class CacheBackend:
             include_headers=include_headers,
             match_headers=match_headers,
             ignored_params=ignored_params,
+            credential_headers=credential_headers,
+            credential_params=credential_params,
             cache_control=cache_control,
             filter_fn=filter_fn,
             key_fn=key_fn,
@@ -636,7 +647,7 @@ class CacheBackend:
                     doomed.update(record.variants)
         deleted = 0
         now = self.now()
-        ignored = self.settings.ignored_params
+        ignored = self.settings.redacted_params
         wanted_urls = {normalize_url(u, ignored) for u in urls} if urls else set()
         bulk = expired or older_than is not None or bool(wanted_urls)
         if expired:

@@ -20,7 +20,7 @@ from acc.core.expiration import (
     URLExpirations,
     validate_expiration,
 )
-from acc.core.keys import KeySettings
+from acc.core.keys import CREDENTIAL_HEADERS, KeySettings
 
 __all__ = ["CacheSettings", "check_cache_name"]
 
@@ -150,7 +150,19 @@ class CacheSettings:
     secret_key: tuple[str | bytes, ...] = ()
     autoclose: bool = True
     strict: bool = False
+    credential_headers: frozenset[str] = CREDENTIAL_HEADERS
+    credential_params: frozenset[str] = frozenset()
     key_settings: KeySettings = attrs.field(factory=KeySettings)
+
+    @property
+    def redacted_params(self) -> frozenset[str]:
+        """Query parameters (form fields, JSON keys) whose values are never stored."""
+        return self.ignored_params | self.credential_params
+
+    @property
+    def redacted_headers(self) -> frozenset[str]:
+        """Request headers (lower case) whose values are never stored."""
+        return self.credential_headers | {name.lower() for name in self.ignored_params}
 
     @classmethod
     def build(
@@ -164,6 +176,8 @@ class CacheSettings:
         include_headers: object = False,
         match_headers: object = None,
         ignored_params: object = (),
+        credential_headers: object = (),
+        credential_params: object = (),
         cache_control: object = False,
         filter_fn: object = None,
         key_fn: object = None,
@@ -182,6 +196,10 @@ class CacheSettings:
             raise ConfigError(
                 "match_headers", "has no effect with include_headers=True (all headers count)"
             )
+        secret_headers = CREDENTIAL_HEADERS | {
+            name.lower() for name in _names(credential_headers, "credential_headers")
+        }
+        secret_params = frozenset(_names(credential_params, "credential_params"))
         return cls(
             cache_name=cache_name,
             expire_after=validate_expiration(expire_after, "expire_after"),
@@ -202,7 +220,13 @@ class CacheSettings:
             secret_key=_secret_key(secret_key),
             autoclose=_flag(autoclose, "autoclose"),
             strict=_flag(strict, "strict"),
+            credential_headers=secret_headers,
+            credential_params=secret_params,
             key_settings=KeySettings(
-                ignored_params=ignored, include_headers=include, match_headers=match
+                ignored_params=ignored,
+                include_headers=include,
+                match_headers=match,
+                credential_headers=secret_headers,
+                credential_params=secret_params,
             ),
         )

@@ -61,6 +61,8 @@ CACHE_OPTIONS: OptionsTable = types.MappingProxyType(
         "include_headers": bool,
         "match_headers": list[str] | None,
         "ignored_params": list[str],
+        "credential_headers": list[str],
+        "credential_params": list[str],
         "cache_control": bool,
         "stale_if_error": bool | float,
         "stale_while_revalidate": bool | float,

@@ -210,7 +210,7 @@ class RequestFlow:
             request.method,
             request.url,
             created_at=cache.now(),
-            ignored_params=cache.settings.ignored_params,
+            redacted_params=cache.settings.redacted_params,
         )
         return Outcome(entry=entry, cache_key=key)
 
@@ -475,7 +475,8 @@ class RequestFlow:
             body,
             created_at=now,
             expires=decision.expires,
-            ignored_params=settings.ignored_params,
+            redacted_params=settings.redacted_params,
+            redacted_headers=settings.redacted_headers,
         )
         if not await self._passes_filter(entry):
             cache.stats.not_stored += 1

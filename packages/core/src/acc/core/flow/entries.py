@@ -5,8 +5,9 @@ Rules this module keeps:
 1. Bodies are stored decoded when the client decoded them: ``Content-Encoding`` then goes
    (it no longer describes the bytes), and ``Content-Length`` is set to the stored length.
    ``Transfer-Encoding`` describes the wire, never the stored bytes, so it always goes.
-2. Credentials and ``ignored_params`` are redacted from everything kept: the URL, the
-   request headers and every redirect hop's URL.
+2. Credentials, ``credential_params`` and ``ignored_params`` are redacted from everything
+   kept: the URL, the request headers, every redirect hop's URL, and the URL-bearing
+   headers (``Location``, ``Content-Location``) of the response and of every hop.
 3. A ``504 Gateway Timeout`` made up for ``only_if_cached`` carries no body and is never
    stored (RFC 9111 §5.2.1.7).
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from acc.core.flow.exchange import ResponseHead
-from acc.core.keys import redact_headers, redact_url
+from acc.core.keys import CREDENTIAL_HEADERS, redact_headers, redact_url
 from acc.core.models import CachedResponse, RedirectHop
 
 __all__ = ["entry_from_head", "gateway_timeout"]
@@ -31,9 +32,20 @@ def entry_from_head(
     *,
     created_at: datetime,
     expires: datetime | None,
-    ignored_params: frozenset[str],
+    redacted_params: frozenset[str],
+    redacted_headers: frozenset[str] = CREDENTIAL_HEADERS,
 ) -> CachedResponse:
-    """Build the stored form of a response whose body was read (rules 1 and 2)."""
+    """Build the stored form of a response whose body was read (rules 1 and 2).
+
+    Args:
+        head: The response.
+        body: Its body, as read.
+        created_at: When it was received.
+        expires: When it stops being fresh.
+        redacted_params: Query parameters whose values are redacted
+            (``ignored_params`` and ``credential_params``).
+        redacted_headers: Request headers (lower case) whose values are redacted.
+    """
     dropped = _DECODED_HEADERS if head.body_decoded else _WIRE_HEADERS
     headers = [(n, v) for n, v in head.headers if n.lower() not in dropped]
     headers.append(("Content-Length", str(len(body))))
@@ -41,7 +53,7 @@ def entry_from_head(
         RedirectHop(
             status=hop.status,
             reason=hop.reason,
-            url=redact_url(hop.url, ignored_params),
+            url=redact_url(hop.url, redacted_params),
             method=hop.method,
             headers=hop.headers,
         )
@@ -50,10 +62,10 @@ def entry_from_head(
     return CachedResponse(
         status=head.status,
         reason=head.reason,
-        url=redact_url(head.url, ignored_params),
+        url=redact_url(head.url, redacted_params),
         method=head.method.upper(),
         headers=tuple(headers),
-        request_headers=redact_headers(head.request_headers, ignored_params),
+        request_headers=redact_headers(head.request_headers, frozenset(), redacted_headers),
         body=body,
         created_at=created_at,
         expires=expires,
@@ -62,13 +74,13 @@ def entry_from_head(
 
 
 def gateway_timeout(
-    method: str, url: str, *, created_at: datetime, ignored_params: frozenset[str]
+    method: str, url: str, *, created_at: datetime, redacted_params: frozenset[str]
 ) -> CachedResponse:
     """The ``504`` answer to an ``only_if_cached`` request the cache cannot serve (rule 3)."""
     return CachedResponse(
         status=504,
         reason="Gateway Timeout",
-        url=redact_url(url, ignored_params),
+        url=redact_url(url, redacted_params),
         method=method.upper(),
         headers=(("Content-Length", "0"),),
         created_at=created_at,

@@ -1,0 +1,54 @@
+"""Security regressions of issue 12, for every binding and backend, against a real origin.
+
+Each test names the item of issue 12 it guards, and fails if that protection is removed.
+"""
+
+from __future__ import annotations
+
+from acc.core import CacheBackend
+
+
+async def _stored_bytes(backend: CacheBackend) -> bytes:
+    """Everything both stores hold, keys included."""
+    chunks: list[bytes] = []
+    for store in (backend.responses, backend.redirects):
+        async for key, value in store.items():
+            chunks += [key.encode(), value]
+    return b"\n".join(chunks)
+
+
+# -- item 6: custom credential headers and parameters are isolated and secret -----------------
+
+
+async def test_api_key_headers_isolate_users_and_are_never_stored(origin, client_factory):
+    client = client_factory()
+    alice = await client.get(origin("/text"), headers={"X-Api-Key": "alice-key-1"})
+    bob = await client.get(origin("/text"), headers={"X-Api-Key": "bob-key-2"})
+    anonymous = await client.get(origin("/text"))
+    other_header = await client.get(origin("/text"), headers={"X-Auth-Token": "carol-token-3"})
+    assert not bob.from_cache and not anonymous.from_cache and not other_header.from_cache
+    assert len({alice.cache_key, bob.cache_key, anonymous.cache_key, other_header.cache_key}) == 4
+    again = await client.get(origin("/text"), headers={"X-Api-Key": "alice-key-1"})
+    assert again.from_cache and again.cache_key == alice.cache_key
+    assert origin.hits["/text"] == 4
+    stored = await _stored_bytes(client.cache)
+    for secret in (b"alice-key-1", b"bob-key-2", b"carol-token-3"):
+        assert secret not in stored
+
+
+async def test_credential_headers_and_params_extend_the_list(origin, client_factory):
+    client = client_factory(credential_headers=["X-Tenant-Secret"], credential_params=["api_key"])
+    one = await client.get(origin("/text"), headers={"X-Tenant-Secret": "tenant-one"})
+    two = await client.get(origin("/text"), headers={"X-Tenant-Secret": "tenant-two"})
+    assert not two.from_cache and one.cache_key != two.cache_key
+    alice = await client.get(origin("/text?page=1&api_key=alice-param"))
+    bob = await client.get(origin("/text?page=1&api_key=bob-param"))
+    anonymous = await client.get(origin("/text?page=1"))
+    assert not bob.from_cache and not anonymous.from_cache
+    assert len({alice.cache_key, bob.cache_key, anonymous.cache_key}) == 3
+    again = await client.get(origin("/text?api_key=alice-param&page=1"))
+    assert again.from_cache and again.cache_key == alice.cache_key
+    assert origin.hits["/text"] == 5
+    stored = await _stored_bytes(client.cache)
+    for secret in (b"tenant-one", b"tenant-two", b"alice-param", b"bob-param"):
+        assert secret not in stored
