@@ -131,6 +131,24 @@ def _app(origin_ref: list[Origin]) -> web.Application:
         seen(request)
         raise web.HTTPFound("/json?from=redirect")
 
+    @routes.get("/relay")
+    async def relay(request: web.Request) -> web.Response:
+        """Redirect ``hops`` times, passing the query on (an API key included), then answer
+        with the query in ``Content-Location`` and ``Link``, as APIs that echo them do."""
+        seen(request)
+        query = dict(request.query)
+        hops = int(query.pop("hops", "0"))
+        rest = "&".join(f"{name}={value}" for name, value in query.items())
+        if hops > 0:
+            raise web.HTTPFound(f"/relay?hops={hops - 1}&{rest}")
+        return web.Response(
+            text="relayed",
+            headers={
+                "Content-Location": f"/relay?{rest}",
+                "Link": f'<{request.url.origin()}/relay?page=2&{rest}>; rel="next"',
+            },
+        )
+
     @routes.get("/gzip")
     async def gzipped(request: web.Request) -> web.Response:
         seen(request)

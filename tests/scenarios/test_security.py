@@ -52,3 +52,20 @@ async def test_credential_headers_and_params_extend_the_list(origin, client_fact
     stored = await _stored_bytes(client.cache)
     for secret in (b"tenant-one", b"tenant-two", b"alice-param", b"bob-param"):
         assert secret not in stored
+
+
+# -- item 5: a redacted parameter never survives in a redirect hop or a URL-bearing header ------
+
+
+async def test_redacted_params_leave_hops_and_url_headers(origin, client_factory):
+    # httpx follows redirects above the cache: storing 302s makes it keep the hop too.
+    for params in ({"ignored_params": ["api_key"]}, {"credential_params": ["api_key"]}):
+        client = client_factory(allowed_codes=(200, 302), **params)
+        first = await client.get(origin("/relay?hops=2&api_key=hop-secret-5&page=1"))
+        assert first.body == b"relayed"
+        assert len(first.history) == 2
+        stored = await _stored_bytes(client.cache)
+        assert b"relayed" in stored  # the final response is stored ...
+        assert b"hop-secret-5" not in stored  # ... with no trace of the key
+        assert b"api_key=REDACTED" in stored
+        await client.close()

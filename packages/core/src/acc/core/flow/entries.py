@@ -7,23 +7,53 @@ Rules this module keeps:
    ``Transfer-Encoding`` describes the wire, never the stored bytes, so it always goes.
 2. Credentials, ``credential_params`` and ``ignored_params`` are redacted from everything
    kept: the URL, the request headers, every redirect hop's URL, and the URL-bearing
-   headers (``Location``, ``Content-Location``) of the response and of every hop.
+   headers (``Location``, ``Content-Location``, the targets of ``Link``) of the response
+   and of every hop, user info included. A URL-bearing header that cannot be parsed and
+   names a redacted parameter is kept as ``REDACTED``.
 3. A ``504 Gateway Timeout`` made up for ``only_if_cached`` carries no body and is never
    stored (RFC 9111 §5.2.1.7).
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from acc.core.flow.exchange import ResponseHead
-from acc.core.keys import CREDENTIAL_HEADERS, redact_headers, redact_url
-from acc.core.models import CachedResponse, RedirectHop
+from acc.core.keys import REDACTED, CREDENTIAL_HEADERS, redact_headers, redact_url
+from acc.core.models import CachedResponse, HeaderPairs, RedirectHop
 
 __all__ = ["entry_from_head", "gateway_timeout"]
 
 _WIRE_HEADERS = frozenset({"transfer-encoding", "content-length"})
 _DECODED_HEADERS = _WIRE_HEADERS | {"content-encoding"}
+_URL_HEADERS = frozenset({"location", "content-location"})
+_LINK_TARGET = re.compile(r"<([^>]*)>")
+
+
+def _redacted_url(value: str, redacted_params: frozenset[str]) -> str:
+    """A URL (absolute or relative) from a header, redacted; ``REDACTED`` if unreadable."""
+    try:
+        return redact_url(value, redacted_params)
+    except ValueError:
+        if "@" in value or any(name in value for name in redacted_params):
+            return REDACTED
+        return value
+
+
+def _redact_response_headers(headers: HeaderPairs, redacted_params: frozenset[str]) -> HeaderPairs:
+    """The headers with the URLs they carry redacted (rule 2)."""
+    out: list[tuple[str, str]] = []
+    for name, value in headers:
+        lower = name.lower()
+        if lower in _URL_HEADERS:
+            value = _redacted_url(value, redacted_params)
+        elif lower == "link" and "<" in value:
+            value = _LINK_TARGET.sub(
+                lambda match: f"<{_redacted_url(match.group(1), redacted_params)}>", value
+            )
+        out.append((name, value))
+    return tuple(out)
 
 
 def entry_from_head(
@@ -47,7 +77,11 @@ def entry_from_head(
         redacted_headers: Request headers (lower case) whose values are redacted.
     """
     dropped = _DECODED_HEADERS if head.body_decoded else _WIRE_HEADERS
-    headers = [(n, v) for n, v in head.headers if n.lower() not in dropped]
+    headers = [
+        (n, v)
+        for n, v in _redact_response_headers(head.headers, redacted_params)
+        if n.lower() not in dropped
+    ]
     headers.append(("Content-Length", str(len(body))))
     history = tuple(
         RedirectHop(
@@ -55,7 +89,7 @@ def entry_from_head(
             reason=hop.reason,
             url=redact_url(hop.url, redacted_params),
             method=hop.method,
-            headers=hop.headers,
+            headers=_redact_response_headers(hop.headers, redacted_params),
         )
         for hop in head.history
     )
