@@ -69,3 +69,30 @@ async def test_redacted_params_leave_hops_and_url_headers(origin, client_factory
         assert b"hop-secret-5" not in stored  # ... with no trace of the key
         assert b"api_key=REDACTED" in stored
         await client.close()
+
+
+# -- item 3: an alias or vary record answers only for the key it was written for ---------------
+
+
+async def test_forged_or_moved_alias_never_serves_another_url(origin, client_factory):
+    client = client_factory(secret_key="s3cret")
+    backend = client.cache
+    first = await client.get(origin("/json?id=1"))
+    target_url = origin("/json?id=2")
+    victim_key = backend.url_key(target_url)
+    # The attack of the issue: an alias in clear pointing B's key at A's signed entry ...
+    await backend.redirects.write(victim_key, first.cache_key.encode())
+    forged = await client.get(target_url)
+    assert forged.from_cache is False
+    assert forged.json()["query"] == {"id": "2"}
+    assert forged.cache_key == victim_key
+    assert backend.stats.errors == 1
+    # ... and a genuine alias record, written for another key, moved onto B's key.
+    await backend.responses.delete(victim_key)
+    genuine = backend.codec.encode_record(first.cache_key.encode(), key="another-key")
+    await backend.redirects.write(victim_key, genuine)
+    moved = await client.get(target_url)
+    assert moved.from_cache is False
+    assert moved.json()["query"] == {"id": "2"}
+    assert backend.stats.errors == 2
+    assert origin.hits["/json"] == 3

@@ -440,13 +440,16 @@ class CacheBackend:
         try:
             data = await self.responses.read(key)
             if data is None:
-                target = await self.redirects.read(key)
-                if target is not None:
-                    record = decode_vary_record(target)
-                    if record is None:
-                        key = target.decode("utf-8", "replace")
+                found = await self.redirects.read(key)
+                if found is not None:
+                    lead = self._lead(key, found)
+                    if lead is None:
+                        await self._discard(self.redirects, key, "redirect record")
+                        return None
+                    if isinstance(lead, VaryRecord):
+                        key = variant_key(key, lead.names, request_headers)
                     else:
-                        key = variant_key(key, record.names, request_headers)
+                        key = lead
                     data = await self.responses.read(key)
         except Exception as exc:
             self._storage_failed("read", exc)
@@ -515,7 +518,8 @@ class CacheBackend:
                 await self._record_variant(key, names, store_key, expires_at)
             for alias in aliases:
                 if alias != key:
-                    await self.redirects.write(alias, key.encode(), expires_at=expires_at)
+                    record = self.codec.encode_record(key.encode(), key=alias)
+                    await self.redirects.write(alias, record, expires_at=expires_at)
         except EntryTooLarge as exc:
             logger.debug("acc: not storing %s: %s", key, exc)  # the store logged why
             return False
@@ -533,12 +537,27 @@ class CacheBackend:
         """Point ``key`` at its variants: drop a plain entry there, update the vary record."""
         await self.responses.delete(key)
         previous = await self.redirects.read(key)
-        record = decode_vary_record(previous) if previous is not None else None
+        lead = self._lead(key, previous) if previous is not None else None
         variants: tuple[str, ...] = ()
-        if record is not None and record.names == names:
-            variants = tuple(v for v in record.variants if v != store_key)
+        if isinstance(lead, VaryRecord) and lead.names == names:
+            variants = tuple(v for v in lead.variants if v != store_key)
         record = VaryRecord(names=names, variants=(*variants, store_key))
-        await self.redirects.write(key, encode_vary_record(record), expires_at=expires_at)
+        data = self.codec.encode_record(encode_vary_record(record), key=key)
+        await self.redirects.write(key, data, expires_at=expires_at)
+
+    def _lead(self, key: str, data: bytes) -> str | VaryRecord | None:
+        """Where the ``redirects`` record found under ``key`` leads.
+
+        The key of the entry an alias stands for, a vary record, or ``None`` when the
+        record does not verify under ``key`` (corrupt, moved, forged, or unsigned when a
+        ``secret_key`` is set): see :meth:`Codec.encode_record`.
+        """
+        try:
+            payload = self.codec.decode_record(data, key=key)
+        except DecodeError:
+            return None
+        record = decode_vary_record(payload)
+        return record if record is not None else payload.decode("utf-8", "replace")
 
     async def invalidate(self, keys: Iterable[str]) -> None:
         """Delete the entries under ``keys``, their variants and what their aliases name.
@@ -551,14 +570,12 @@ class CacheBackend:
         keys = list(dict.fromkeys(keys))
         doomed = set(keys)
         try:
-            for _key, found in zip(keys, await self.redirects.read_many(keys), strict=True):
-                if found is None:
-                    continue
-                record = decode_vary_record(found)
-                if record is None:
-                    doomed.add(found.decode("utf-8", "replace"))
-                else:
-                    doomed.update(record.variants)
+            for key, found in zip(keys, await self.redirects.read_many(keys), strict=True):
+                lead = self._lead(key, found) if found is not None else None
+                if isinstance(lead, VaryRecord):
+                    doomed.update(lead.variants)
+                elif lead is not None:
+                    doomed.add(lead)
             await self.responses.bulk_delete(doomed)
             await self.redirects.bulk_delete(keys)
         except Exception as exc:
@@ -597,6 +614,15 @@ class CacheBackend:
     async def _delete_quietly(self, key: str) -> None:
         try:
             await self.responses.delete(key)
+        except Exception as exc:
+            self._storage_failed("delete", exc)
+
+    async def _discard(self, store: BaseCache, key: str, what: str) -> None:
+        """Delete an unreadable value found in ``store``: counted, logged once, never raised."""
+        self.stats.errors += 1
+        logger.warning("acc: discarding unreadable %s %s", what, key)
+        try:
+            await store.delete(key)
         except Exception as exc:
             self._storage_failed("delete", exc)
 
@@ -641,10 +667,10 @@ class CacheBackend:
         doomed = set(keys)
         if keys:
             # A key whose response varies leads to its variants through a vary record.
-            for found in await self.redirects.read_many(list(keys)):
-                record = decode_vary_record(found) if found is not None else None
-                if record is not None:
-                    doomed.update(record.variants)
+            for key, found in zip(keys, await self.redirects.read_many(list(keys)), strict=True):
+                lead = self._lead(key, found) if found is not None else None
+                if isinstance(lead, VaryRecord):
+                    doomed.update(lead.variants)
         deleted = 0
         now = self.now()
         ignored = self.settings.redacted_params
@@ -691,11 +717,11 @@ class CacheBackend:
         """
         leads: list[tuple[str, tuple[str, ...]]] = []
         async for key, target in self.redirects.items():
-            record = decode_vary_record(target)
-            if record is None:
-                leads.append((key, (target.decode("utf-8", "replace"),)))
-            else:
-                leads.append((key, record.variants))
+            lead = self._lead(key, target)
+            if isinstance(lead, VaryRecord):
+                leads.append((key, lead.variants))
+            else:  # an alias, or a record that does not verify: it leads nowhere
+                leads.append((key, () if lead is None else (lead,)))
         unknown = sorted({t for _key, targets in leads for t in targets} - doomed)
         present: set[str] = set()
         for start in range(0, len(unknown), _SWEEP_BATCH):
