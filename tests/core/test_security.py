@@ -5,13 +5,16 @@ Each test names the item of issue 12 it guards, and fails if that protection is 
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
 from datetime import datetime, timezone
+from typing import Any
 
 import pytest
 
-from acc.core import CacheBackend, CachedResponse
+from acc.core import BaseCache, CacheBackend, CachedResponse, CacheRequest
 from acc.core.codec import Codec, DecodeError
-from acc.core.flow.entries import entry_from_head
+from acc.core.flow.entries import entry_from_head, unservable
 from acc.core.flow.exchange import ResponseHead
 from acc.core.keys import CREDENTIAL_HEADERS, REDACTED
 from acc.core.models import RedirectHop
@@ -133,3 +136,145 @@ def test_records_fail_on_any_flipped_bit_truncation_or_other_key() -> None:
             flipped[index] ^= 0x04
             with pytest.raises(DecodeError):
                 codec.decode_record(bytes(flipped), key="alias")
+
+
+# -- item 2: whatever storage holds, a request never fails because of it ------------------------
+
+
+class AnythingCache(BaseCache):
+    """A store that hands back whatever was put in it, bytes or not (as SQLite may)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data: dict[str, Any] = {}
+
+    def put(self, key: str, value: object) -> None:
+        self.data[key] = value
+
+    async def read(self, key: str) -> bytes | None:
+        return self.data.get(key)  # type: ignore[no-any-return]
+
+    async def write(self, key: str, value: bytes, *, expires_at: float | None = None) -> None:
+        self.data[key] = value
+
+    async def delete(self, key: str) -> None:
+        self.data.pop(key, None)
+
+    async def keys(self) -> AsyncIterator[str]:
+        for key in list(self.data):
+            yield key
+
+    async def clear(self) -> None:
+        self.data.clear()
+
+
+def _hostile_entries() -> list[tuple[str, CachedResponse]]:
+    def make(**fields: Any) -> CachedResponse:
+        values: dict[str, Any] = {
+            "status": 200,
+            "reason": "OK",
+            "url": "https://example.com/x",
+            "method": "GET",
+            "created_at": NOW,
+        }
+        values.update(fields)
+        return CachedResponse(**values)
+
+    return [
+        ("bracket-url", make(url="http://[")),
+        ("bad-port", make(url="http://example.com:99999/")),
+        ("not-http", make(url="javascript:alert(1)")),
+        ("relative-url", make(url="/x")),
+        ("space-in-url", make(url="http://exa mple.com/")),
+        ("userinfo", make(url="http://user:pw@example.com/")),
+        ("bad-punycode", make(url="http://xn--/")),
+        ("status-0", make(status=0)),
+        ("status-1000", make(status=1000)),
+        ("method", make(method="GET /x HTTP/1.1\r\n")),
+        ("surrogate-header", make(headers=(("X-Bad", "\ud800"),))),
+        ("surrogate-request-header", make(request_headers=(("X-Bad", "\udbff"),))),
+        (
+            "hostile-hop",
+            make(history=(RedirectHop(302, "Found", "http://[", "GET", ()),)),
+        ),
+    ]
+
+
+HOSTILE = _hostile_entries()
+
+
+@pytest.mark.parametrize(("name", "entry"), HOSTILE, ids=[name for name, _ in HOSTILE])
+async def test_an_entry_no_client_could_serve_is_a_miss_deleted_and_counted(
+    name: str, entry: CachedResponse, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend = CacheBackend()
+    request = CacheRequest("GET", "https://example.com/x")
+    key = backend.create_key(request)
+    await backend.responses.write(key, backend.codec.encode(entry, key=key))
+    sent: list[CacheRequest] = []
+
+    async def send(request: CacheRequest) -> CachedResponse:
+        sent.append(request)
+        return CachedResponse(200, "OK", request.url, "GET", body=b"fresh", created_at=NOW)
+
+    with caplog.at_level(logging.WARNING, logger="acc"):
+        result = await backend.fetch(request, send)
+    assert result.from_cache is False
+    assert result.response.body == b"fresh"
+    assert len(sent) == 1
+    assert backend.stats.errors == 1
+    assert len([r for r in caplog.records if "discarding" in r.getMessage()]) == 1
+    # The hostile entry was deleted, and the fresh response stored in its place.
+    assert (await backend.fetch(request, send)).from_cache is True
+
+
+@pytest.mark.parametrize(
+    "value", [42, 4.5, "text", "ACC\x03", b"", bytearray(b"junk"), None.__class__, ["list"]]
+)
+async def test_a_stored_value_that_is_not_bytes_is_a_miss_deleted_and_counted(
+    value: object,
+) -> None:
+    responses = AnythingCache()
+    backend = CacheBackend(responses=responses)
+    key = backend.url_key("https://example.com/x")
+    responses.put(key, value)
+    assert await backend.read_entry(key) is None
+    assert backend.stats.errors == 1
+    assert await responses.contains(key) is False
+
+
+async def test_a_redirect_record_that_is_not_bytes_is_a_miss_deleted_and_counted() -> None:
+    redirects = AnythingCache()
+    backend = CacheBackend(redirects=redirects)
+    redirects.put("alias", 12345)
+    assert await backend.read_entry("alias") is None
+    assert backend.stats.errors == 1
+    assert await redirects.contains("alias") is False
+
+
+async def test_a_response_no_client_could_serve_is_not_stored() -> None:
+    # What the flow stores passes the same check, so it can always be served back.
+    backend = CacheBackend()
+
+    async def send(request: CacheRequest) -> CachedResponse:
+        return CachedResponse(999 + 1, "??", request.url, "GET", body=b"odd", created_at=NOW)
+
+    request = CacheRequest("GET", "https://example.com/odd")
+    result = await backend.fetch(request, send)
+    assert result.stored is False
+    assert result.response.body == b"odd"
+    assert backend.stats.errors == 0
+
+
+def test_unservable_accepts_what_clients_produce() -> None:
+    for url in (
+        "https://example.com/",
+        "http://127.0.0.1:8080/a/b?c=d&e=%20#frag",
+        "http://[::1]:8080/x",
+        "https://xn--bcher-kva.de/caf%C3%A9",
+        "https://example.com/café?q=日本",  # a core-only user's own text
+    ):
+        ok = CachedResponse(
+            200, "OK", url, "GET", headers=(("X", "caf\udce9"),), created_at=NOW
+        )
+        assert unservable(ok) is None, url

@@ -5,7 +5,7 @@ Each test names the item of issue 12 it guards, and fails if that protection is 
 
 from __future__ import annotations
 
-from acc.core import CacheBackend
+from acc.core import CacheBackend, CachedResponse
 
 
 async def _stored_bytes(backend: CacheBackend) -> bytes:
@@ -96,3 +96,22 @@ async def test_forged_or_moved_alias_never_serves_another_url(origin, client_fac
     assert moved.json()["query"] == {"id": "2"}
     assert backend.stats.errors == 2
     assert origin.hits["/json"] == 3
+
+
+# -- item 2: an entry no client could serve is a miss, deleted, never an error ------------------
+
+
+async def test_a_hostile_entry_is_a_miss_in_every_binding(origin, client_factory):
+    client = client_factory()
+    backend = client.cache
+    url = origin("/json?id=7")
+    key = backend.url_key(url)
+    hostile = CachedResponse(200, "OK", "http://[", "GET", body=b"{}", created_at=backend.now())
+    await backend.responses.write(key, backend.codec.encode(hostile, key=key))
+    first = await client.get(url)
+    assert first.from_cache is False
+    assert first.json()["query"] == {"id": "7"}
+    assert backend.stats.errors == 1
+    second = await client.get(url)  # the hostile entry was replaced by the fresh one
+    assert second.from_cache is True
+    assert origin.hits["/json"] == 1

@@ -33,6 +33,7 @@ from acc.core.errors import BackendError, BackendUnavailable, ConfigError, Entry
 from acc.core.expiration import NEVER_EXPIRE, ExpirationTime
 from acc.core.flow.coalesce import SingleFlight
 from acc.core.flow.driver import RequestFlow
+from acc.core.flow.entries import unservable
 from acc.core.flow.outcome import CacheResult
 from acc.core.flow.refresh import BackgroundRefreshes
 from acc.core.flow.send import SendCallable, SendExchange
@@ -432,9 +433,11 @@ class CacheBackend:
         hits (use :meth:`fetch`, or a client binding, for that). A miss on ``responses``
         looks in ``redirects``: an alias names the key the entry is stored under; a vary
         record names the request headers that select a variant (see
-        :mod:`acc.core.http.vary`), which ``request_headers`` give values to. An entry that
-        cannot be decoded is deleted and counted in ``stats.errors``; it reads as
-        ``None``, never an exception.
+        :mod:`acc.core.http.vary`), which ``request_headers`` give values to. Whatever
+        goes wrong with what storage holds (a value that is not an entry, is not bytes,
+        does not verify, or could not be served: see
+        :func:`acc.core.flow.entries.unservable`), the value is deleted, counted in
+        ``stats.errors`` and logged once; it reads as ``None``, never an exception.
         """
         self._check_open()
         try:
@@ -463,7 +466,10 @@ class CacheBackend:
         if entry is None:
             try:
                 entry = self.codec.decode(data, key=key)
-            except DecodeError as exc:
+                problem = unservable(entry)
+                if problem is not None:
+                    raise DecodeError(f"it cannot be served: {problem}")
+            except Exception as exc:  # whatever storage holds, never an error to the caller
                 self.stats.errors += 1
                 logger.warning("acc: discarding unreadable entry %s: %s", key, exc)
                 await self._delete_quietly(key)

@@ -103,6 +103,21 @@ def _check_fast_save(value: object) -> bool:
     return value
 
 
+def _blob(value: object) -> bytes:
+    """A stored value as bytes, whatever type the row holds.
+
+    The table declares ``value BLOB``, but SQLite keeps what it is given: a row written by
+    something else may hold an INTEGER, a REAL or TEXT. Those come back as their text
+    (never ``bytes(n)``, which would allocate ``n`` bytes), for the core to reject as a
+    value that is not an entry, and delete.
+    """
+    if type(value) is bytes:
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    return str(value).encode("utf-8", "surrogatepass")
+
+
 def _chunks(keys: Sequence[str]) -> Iterable[Sequence[str]]:
     for start in range(0, len(keys), _CHUNK):
         yield keys[start : start + _CHUNK]
@@ -576,10 +591,10 @@ class SQLiteCache(BaseCache):
         """Return the value under ``key``, or ``None`` if missing or expired."""
         answered, row = self._read_here(self._sql_read_here, key)
         if answered and (row is None or row[0] is not None):
-            return None if row is None else row[0]
+            return None if row is None else _blob(row[0])
         # No reader, a lock, or a value too large to copy on the loop thread.
         rows = await self._fetch("read", self._sql_read, (key, time.time()))
-        return bytes(rows[0][0]) if rows else None
+        return _blob(rows[0][0]) if rows else None
 
     async def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """Return the values of ``keys`` in order: one query per 500 keys."""
@@ -593,7 +608,7 @@ class SQLiteCache(BaseCache):
             marks = ", ".join("?" * len(chunk))
             sql = f"SELECT key, value FROM {self._q} WHERE key IN ({marks}) AND {self._live}"
             for key, value in await self._fetch("read_many", sql, (*chunk, now)):
-                found[key] = bytes(value)
+                found[key] = _blob(value)
         return [found.get(key) for key in keys]
 
     async def write(self, key: str, value: bytes, *, expires_at: float | None = None) -> None:
@@ -658,7 +673,7 @@ class SQLiteCache(BaseCache):
     async def items(self) -> AsyncIterator[tuple[str, bytes]]:
         """Iterate over live ``(key, value)`` pairs in key order, a page at a time."""
         async for key, value in self._pages("key, value", max(1, self.page_size // 5)):
-            yield key, bytes(value)
+            yield key, _blob(value)
 
     async def _pages(self, columns: str, page: int) -> AsyncIterator[Any]:
         now = time.time()

@@ -43,7 +43,7 @@ from typing import Generic, NoReturn, Protocol
 import attrs
 
 from acc.core.flow.coalesce import SingleFlight
-from acc.core.flow.entries import entry_from_head, gateway_timeout
+from acc.core.flow.entries import entry_from_head, gateway_timeout, unservable
 from acc.core.flow.exchange import Exchange, LiveT, ResponseHead
 from acc.core.flow.outcome import Outcome
 from acc.core.flow.refresh import BackgroundRefreshes
@@ -478,9 +478,11 @@ class RequestFlow:
             redacted_params=settings.redacted_params,
             redacted_headers=settings.redacted_headers,
         )
-        if not await self._passes_filter(entry):
+        unfit = unservable(entry)
+        if unfit is not None or not await self._passes_filter(entry):
             cache.stats.not_stored += 1
-            self._log(fetched, "not stored: filter_fn refused it", call.request, call.key)
+            why = f"it could not be served back ({unfit})" if unfit else "filter_fn refused it"
+            self._log(fetched, f"not stored: {why}", call.request, call.key)
             return Outcome(entry=entry, live=live, body=body, cache_key=call.key)
         stored = await cache.write_entry(
             call.key,

@@ -12,18 +12,27 @@ Rules this module keeps:
    names a redacted parameter is kept as ``REDACTED``.
 3. A ``504 Gateway Timeout`` made up for ``only_if_cached`` carries no body and is never
    stored (RFC 9111 §5.2.1.7).
+4. An entry is served only if a client binding can turn it into its response object
+   without an error (:func:`unservable`): a three-digit status, a method that is a token,
+   an absolute ``http(s)`` URL that every client's URL parser takes, and header text
+   that encodes back to the bytes it came from. The same check runs before an entry is
+   stored, so what is stored can be served; an entry read from storage that fails it is
+   a miss (the façade deletes it), whoever wrote it.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import datetime
+from functools import lru_cache
+from itertools import chain
+from urllib.parse import urlsplit
 
 from acc.core.flow.exchange import ResponseHead
 from acc.core.keys import REDACTED, CREDENTIAL_HEADERS, redact_headers, redact_url
 from acc.core.models import CachedResponse, HeaderPairs, RedirectHop
 
-__all__ = ["entry_from_head", "gateway_timeout"]
+__all__ = ["entry_from_head", "gateway_timeout", "unservable"]
 
 _WIRE_HEADERS = frozenset({"transfer-encoding", "content-length"})
 _DECODED_HEADERS = _WIRE_HEADERS | {"content-encoding"}
@@ -105,6 +114,67 @@ def entry_from_head(
         expires=expires,
         history=history,
     )
+
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_URL_CHARS = re.compile(r"[\x21-\x7e\x80-\ud7ff\ue000-\U0010ffff]+\Z")
+"""Visible ASCII and non-ASCII text: no controls, no space, no surrogate."""
+_HOST = re.compile(r"[A-Za-z0-9._~-]+\Z|\[[0-9A-Fa-f:.]+\]\Z")
+_MAX_URL = 65536
+"""The longest URL kept (httpx refuses longer ones)."""
+
+
+@lru_cache(maxsize=4096)
+def _url_problem(url: str) -> str | None:
+    """Why a client could not parse ``url`` as the URL of a response, or ``None`` (rule 4).
+
+    Stored URLs are what clients produced (ASCII, an IDNA host): an ``http(s)`` URL with
+    a host of letters, digits and ``.-_~`` (punycode labels that decode) or an IPv6
+    literal, a port that is a number, no user info, no control character or space.
+    """
+    if len(url) > _MAX_URL:
+        return "the URL is too long"
+    if not _URL_CHARS.match(url):
+        return "the URL holds a control character, a space or a surrogate"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        return f"the URL does not parse ({exc})"
+    if parts.scheme.lower() not in ("http", "https"):
+        return "the URL is not http(s)"
+    netloc = parts.netloc
+    host = netloc[: netloc.find("]") + 1] if netloc.startswith("[") else netloc.partition(":")[0]
+    if "@" in netloc or not _HOST.match(host) or netloc[len(host) : len(host) + 1] not in ("", ":"):
+        return "the URL has no valid host"
+    if "xn--" in host.lower():
+        try:
+            host.encode("ascii").decode("idna")
+        except UnicodeError:
+            return "the URL's host is not valid punycode"
+    return None
+
+
+def _pairs_problem(pairs: tuple[tuple[str, str], ...]) -> str | None:
+    try:
+        "".join(chain.from_iterable(pairs)).encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return "a header holds a surrogate that is not an undecodable byte"
+    return None
+
+
+def unservable(entry: CachedResponse | RedirectHop) -> str | None:
+    """Why a binding could not build a response from ``entry``, or ``None`` (rule 4)."""
+    if not 100 <= entry.status <= 999:
+        return f"status {entry.status} is not a three-digit number"
+    if not _TOKEN.match(entry.method):
+        return "the method is not a token"
+    problem = _url_problem(entry.url) or _pairs_problem(entry.headers)
+    if problem is None and isinstance(entry, CachedResponse):
+        problem = _pairs_problem(entry.request_headers)
+        for hop in entry.history:
+            problem = problem or unservable(hop)
+    return problem
 
 
 def gateway_timeout(
