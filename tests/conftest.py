@@ -166,6 +166,14 @@ def _app(origin_ref: list[Origin]) -> web.Application:
         response.set_cookie("flavour", "oatmeal")
         return response
 
+    @routes.get("/login")
+    async def login(request: web.Request) -> web.Response:
+        """A login redirect: the 302 sets the session cookie, the page it leads to none."""
+        seen(request)
+        response = web.HTTPFound("/text")
+        response.set_cookie("session", "user-a-session")
+        raise response
+
     @routes.get("/links")
     async def links(request: web.Request) -> web.Response:
         seen(request)

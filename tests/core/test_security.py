@@ -278,3 +278,58 @@ def test_unservable_accepts_what_clients_produce() -> None:
             200, "OK", url, "GET", headers=(("X", "caf\udce9"),), created_at=NOW
         )
         assert unservable(ok) is None, url
+
+
+# -- item 1: Set-Cookie is not stored by default -----------------------------------------------
+
+
+def _with_cookies(request: CacheRequest) -> CachedResponse:
+    return CachedResponse(
+        200,
+        "OK",
+        request.url,
+        "GET",
+        headers=(("Set-Cookie", "sid=alice"), ("Content-Type", "text/plain")),
+        body=b"page",
+        created_at=NOW,
+        history=(
+            RedirectHop(302, "Found", "https://example.com/login", "GET", (("Set-Cookie", "a=1"),)),
+        ),
+    )
+
+
+async def test_set_cookie_is_served_to_its_caller_but_not_stored() -> None:
+    backend = CacheBackend()
+
+    async def send(request: CacheRequest) -> CachedResponse:
+        return _with_cookies(request)
+
+    request = CacheRequest("GET", "https://example.com/page")
+    miss = await backend.fetch(request, send)
+    assert miss.stored and miss.response.cookies == ("sid=alice",)
+    hit = await backend.fetch(request, send)
+    assert hit.from_cache
+    assert hit.response.cookies == ()
+    assert hit.response.history[0].headers == ()
+    assert hit.response.body == b"page"
+    raw = b"".join([value async for _key, value in backend.responses.items()])
+    assert b"sid=alice" not in raw and b"a=1" not in raw
+
+
+async def test_store_cookies_keeps_them_and_a_default_cache_drops_them_on_read() -> None:
+    keeping = CacheBackend(store_cookies=True)
+
+    async def send(request: CacheRequest) -> CachedResponse:
+        return _with_cookies(request)
+
+    request = CacheRequest("GET", "https://example.com/page")
+    await keeping.fetch(request, send)
+    hit = await keeping.fetch(request, send)
+    assert hit.from_cache and hit.response.cookies == ("sid=alice",)
+    assert hit.response.history[0].headers == (("Set-Cookie", "a=1"),)
+    # A default cache reading the same store (another process, say) never serves them.
+    default = CacheBackend(responses=keeping.responses, redirects=keeping.redirects)
+    shared = await default.fetch(request, send)
+    assert shared.from_cache
+    assert shared.response.cookies == ()
+    assert shared.response.history[0].headers == ()

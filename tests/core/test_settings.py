@@ -134,6 +134,9 @@ INVALID: list[tuple[str, Any]] = [
     ("secret_key", ["k", 1]),
     ("secret_key", 12345),
     ("secret_key", {"k"}),
+    ("store_cookies", "yes"),
+    ("store_cookies", 1),
+    ("store_cookies", None),
     ("autoclose", "yes"),
     ("autoclose", None),
     ("autoclose", 0),
@@ -228,6 +231,7 @@ def test_defaults() -> None:
     assert {"authorization", "cookie", "x-api-key", "x-auth-token"} <= s.credential_headers
     assert s.credential_params == frozenset()
     assert s.cache_control is False
+    assert s.store_cookies is False
     assert s.stale_if_error is False
     assert s.stale_while_revalidate is False
     assert s.filter_fn is None

@@ -115,3 +115,87 @@ async def test_a_hostile_entry_is_a_miss_in_every_binding(origin, client_factory
     second = await client.get(url)  # the hostile entry was replaced by the fresh one
     assert second.from_cache is True
     assert origin.hits["/json"] == 1
+
+
+# -- item 1: one request's Set-Cookie never reaches another session ----------------------------
+
+
+class _User:
+    """One user's own client (own cookie jar) over a shared backend, for either binding."""
+
+    def __init__(self, binding: str, cache: CacheBackend) -> None:
+        self.binding = binding
+        if binding == "aiohttp":
+            import aiohttp
+
+            from acc.sessions.aiohttp import CachedSession
+
+            # The origin is an IP address: aiohttp's jar takes its cookies only when unsafe.
+            self.session = CachedSession(cache=cache, cookie_jar=aiohttp.CookieJar(unsafe=True))
+        else:
+            from acc.sessions.httpx import CachedClient
+
+            self.client = CachedClient(cache=cache, follow_redirects=True)
+
+    async def get(self, url: str) -> tuple[bool, list[str]]:
+        """``(from_cache, Set-Cookie values the response shows)``."""
+        if self.binding == "aiohttp":
+            async with self.session.get(url) as response:
+                await response.read()
+                return response.from_cache, response.headers.getall("Set-Cookie", [])
+        response = await self.client.get(url)
+        await response.aread()
+        return response.extensions["acc"]["from_cache"], response.headers.get_list("set-cookie")
+
+    def cookies(self) -> dict[str, str]:
+        if self.binding == "aiohttp":
+            return {cookie.key: cookie.value for cookie in self.session.cookie_jar}
+        return dict(self.client.cookies.items())
+
+    async def close(self) -> None:
+        if self.binding == "aiohttp":
+            await self.session.close()
+        else:
+            await self.client.aclose()
+
+
+async def test_set_cookie_is_never_replayed_into_another_session(origin, binding, make_backend):
+    backend = make_backend(autoclose=False)
+    alice, bob = _User(binding, backend), _User(binding, backend)
+    try:
+        from_cache, set_cookie = await alice.get(origin("/cookie"))
+        assert from_cache is False
+        assert set_cookie  # Alice's own response keeps her cookie ...
+        assert alice.cookies().get("flavour") == "oatmeal"
+        from_cache, set_cookie = await bob.get(origin("/cookie"))
+        assert from_cache is True  # ... Bob gets the cached page ...
+        assert set_cookie == []  # ... without the cookie, which never reaches his jar.
+        assert "flavour" not in bob.cookies()
+        stored = await _stored_bytes(backend)
+        assert b"oatmeal" not in stored
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+async def test_store_cookies_restores_cookies_of_every_hop(origin, binding, make_backend):
+    # The opt-in behaviour of aiohttp-client-cache, for single-user scripts: a cached
+    # login redirect restores the cookie its 302 set. (httpx follows redirects above the
+    # cache, so there the 302 is an entry of its own, and must be an allowed status.)
+    backend = make_backend(store_cookies=True, allowed_codes=(200, 302), autoclose=False)
+    first, second = _User(binding, backend), _User(binding, backend)
+    try:
+        assert (await first.get(origin("/login")))[0] is False
+        assert first.cookies().get("session") == "user-a-session"
+        from_cache, _set_cookie = await second.get(origin("/login"))
+        assert second.cookies().get("session") == "user-a-session"
+        if binding == "aiohttp":
+            assert from_cache is True  # one entry for the whole chain, hops included
+        assert origin.hits["/login"] == 1
+        # And a final response's own cookie.
+        await first.get(origin("/cookie"))
+        assert (await second.get(origin("/cookie")))[0] is True
+        assert second.cookies().get("flavour") == "oatmeal"
+    finally:
+        await first.close()
+        await second.close()

@@ -33,7 +33,7 @@ from acc.core.errors import BackendError, BackendUnavailable, ConfigError, Entry
 from acc.core.expiration import NEVER_EXPIRE, ExpirationTime
 from acc.core.flow.coalesce import SingleFlight
 from acc.core.flow.driver import RequestFlow
-from acc.core.flow.entries import unservable
+from acc.core.flow.entries import carries_cookies, unservable, without_cookies
 from acc.core.flow.outcome import CacheResult
 from acc.core.flow.refresh import BackgroundRefreshes
 from acc.core.flow.send import SendCallable, SendExchange
@@ -142,6 +142,11 @@ class CacheBackend:
             ``False``). RFC 5861 §3.
         secret_key: Sign entries with HMAC-SHA256; a list rotates keys (the first
             signs, all verify). Unsigned or badly signed entries read as misses.
+        store_cookies: Keep ``Set-Cookie`` in stored responses (of the final response
+            and of every redirect hop), and restore those cookies into the client's
+            cookie jar on hits, as aiohttp-client-cache does. Off by default: one
+            request's cookies are never replayed into another session. Only for a cache
+            that one user's session alone uses (a single-user script).
         autoclose: Close the backend when the session using it closes.
         strict: Raise :class:`BackendUnavailable` on storage failures instead of
             failing open.
@@ -182,6 +187,7 @@ class CacheBackend:
         stale_if_error: bool | float | timedelta = False,
         stale_while_revalidate: bool | float | timedelta = False,
         secret_key: str | bytes | Sequence[str | bytes] | None = None,
+        store_cookies: bool = False,
         autoclose: bool = True,
         strict: bool = False,
         responses: BaseCache | None = None,
@@ -207,6 +213,7 @@ class CacheBackend:
             stale_if_error=stale_if_error,
             stale_while_revalidate=stale_while_revalidate,
             secret_key=secret_key,
+            store_cookies=store_cookies,
             autoclose=autoclose,
             strict=strict,
         )
@@ -469,6 +476,8 @@ class CacheBackend:
                 problem = unservable(entry)
                 if problem is not None:
                     raise DecodeError(f"it cannot be served: {problem}")
+                if not self.settings.store_cookies and carries_cookies(entry):
+                    entry = without_cookies(entry)  # written by a store_cookies=True cache
             except Exception as exc:  # whatever storage holds, never an error to the caller
                 self.stats.errors += 1
                 logger.warning("acc: discarding unreadable entry %s: %s", key, exc)

@@ -148,6 +148,7 @@ class CacheSettings:
     stale_if_error: bool | float = False
     stale_while_revalidate: bool | float = False
     secret_key: tuple[str | bytes, ...] = ()
+    store_cookies: bool = False
     autoclose: bool = True
     strict: bool = False
     credential_headers: frozenset[str] = CREDENTIAL_HEADERS
@@ -184,6 +185,7 @@ class CacheSettings:
         stale_if_error: object = False,
         stale_while_revalidate: object = False,
         secret_key: object = None,
+        store_cookies: object = False,
         autoclose: object = True,
         strict: object = False,
     ) -> CacheSettings:
@@ -218,6 +220,7 @@ class CacheSettings:
             stale_if_error=_stale_window(stale_if_error, "stale_if_error"),
             stale_while_revalidate=_stale_window(stale_while_revalidate, "stale_while_revalidate"),
             secret_key=_secret_key(secret_key),
+            store_cookies=_flag(store_cookies, "store_cookies"),
             autoclose=_flag(autoclose, "autoclose"),
             strict=_flag(strict, "strict"),
             credential_headers=secret_headers,

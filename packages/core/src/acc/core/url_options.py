@@ -67,6 +67,7 @@ CACHE_OPTIONS: OptionsTable = types.MappingProxyType(
         "stale_if_error": bool | float,
         "stale_while_revalidate": bool | float,
         "secret_key": str | list[str] | None,
+        "store_cookies": bool,
         "autoclose": bool,
         "strict": bool,
         "near_cache": bool | dict[str, int | float],

@@ -43,7 +43,7 @@ from typing import Generic, NoReturn, Protocol
 import attrs
 
 from acc.core.flow.coalesce import SingleFlight
-from acc.core.flow.entries import entry_from_head, gateway_timeout, unservable
+from acc.core.flow.entries import entry_from_head, gateway_timeout, unservable, without_cookies
 from acc.core.flow.exchange import Exchange, LiveT, ResponseHead
 from acc.core.flow.outcome import Outcome
 from acc.core.flow.refresh import BackgroundRefreshes
@@ -438,7 +438,7 @@ class RequestFlow:
         if decision.store:
             await cache.write_entry(
                 call.key,
-                refreshed,
+                refreshed if cache.settings.store_cookies else without_cookies(refreshed),
                 request_headers=call.request.headers,
                 keep_until=decision.storage_expires,
             )
@@ -486,7 +486,7 @@ class RequestFlow:
             return Outcome(entry=entry, live=live, body=body, cache_key=call.key)
         stored = await cache.write_entry(
             call.key,
-            entry,
+            entry if settings.store_cookies else without_cookies(entry),
             aliases=self._alias_keys(call.request, head),
             request_headers=call.request.headers,
             keep_until=decision.storage_expires,

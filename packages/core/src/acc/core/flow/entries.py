@@ -12,7 +12,11 @@ Rules this module keeps:
    names a redacted parameter is kept as ``REDACTED``.
 3. A ``504 Gateway Timeout`` made up for ``only_if_cached`` carries no body and is never
    stored (RFC 9111 §5.2.1.7).
-4. An entry is served only if a client binding can turn it into its response object
+4. ``Set-Cookie`` is stored only with ``store_cookies=True``: by default it is dropped
+   from what is stored (the final response and every redirect hop), and from entries
+   read back that carry it, so one request's cookies never reach another session. The
+   caller of the request that fetched the response still gets its own cookies.
+5. An entry is served only if a client binding can turn it into its response object
    without an error (:func:`unservable`): a three-digit status, a method that is a token,
    an absolute ``http(s)`` URL that every client's URL parser takes, and header text
    that encodes back to the bytes it came from. The same check runs before an entry is
@@ -28,15 +32,18 @@ from functools import lru_cache
 from itertools import chain
 from urllib.parse import urlsplit
 
+import attrs
+
 from acc.core.flow.exchange import ResponseHead
 from acc.core.keys import REDACTED, CREDENTIAL_HEADERS, redact_headers, redact_url
 from acc.core.models import CachedResponse, HeaderPairs, RedirectHop
 
-__all__ = ["entry_from_head", "gateway_timeout", "unservable"]
+__all__ = ["carries_cookies", "entry_from_head", "gateway_timeout", "unservable", "without_cookies"]
 
 _WIRE_HEADERS = frozenset({"transfer-encoding", "content-length"})
 _DECODED_HEADERS = _WIRE_HEADERS | {"content-encoding"}
 _URL_HEADERS = frozenset({"location", "content-location"})
+_COOKIE_HEADERS = frozenset({"set-cookie", "set-cookie2"})
 _LINK_TARGET = re.compile(r"<([^>]*)>")
 
 
@@ -126,7 +133,7 @@ _MAX_URL = 65536
 
 @lru_cache(maxsize=4096)
 def _url_problem(url: str) -> str | None:
-    """Why a client could not parse ``url`` as the URL of a response, or ``None`` (rule 4).
+    """Why a client could not parse ``url`` as the URL of a response, or ``None`` (rule 5).
 
     Stored URLs are what clients produced (ASCII, an IDNA host): an ``http(s)`` URL with
     a host of letters, digits and ``.-_~`` (punycode labels that decode) or an IPv6
@@ -163,8 +170,29 @@ def _pairs_problem(pairs: tuple[tuple[str, str], ...]) -> str | None:
     return None
 
 
+def _has_cookie(headers: HeaderPairs) -> bool:
+    return any(len(name) in (10, 11) and name.lower() in _COOKIE_HEADERS for name, _ in headers)
+
+
+def carries_cookies(entry: CachedResponse) -> bool:
+    """Whether ``entry`` or one of its redirect hops sets a cookie (rule 4)."""
+    return _has_cookie(entry.headers) or any(_has_cookie(hop.headers) for hop in entry.history)
+
+
+def _cookieless(headers: HeaderPairs) -> HeaderPairs:
+    return tuple((name, value) for name, value in headers if name.lower() not in _COOKIE_HEADERS)
+
+
+def without_cookies(entry: CachedResponse) -> CachedResponse:
+    """``entry`` without ``Set-Cookie``, in the response and in every hop (rule 4)."""
+    if not carries_cookies(entry):
+        return entry
+    hops = tuple(attrs.evolve(hop, headers=_cookieless(hop.headers)) for hop in entry.history)
+    return attrs.evolve(entry, headers=_cookieless(entry.headers), history=hops)
+
+
 def unservable(entry: CachedResponse | RedirectHop) -> str | None:
-    """Why a binding could not build a response from ``entry``, or ``None`` (rule 4)."""
+    """Why a binding could not build a response from ``entry``, or ``None`` (rule 5)."""
     if not 100 <= entry.status <= 999:
         return f"status {entry.status} is not a three-digit number"
     if not _TOKEN.match(entry.method):
