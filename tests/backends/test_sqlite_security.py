@@ -7,8 +7,11 @@ would; the backend is then used through ``CacheBackend.fetch``.
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
+import stat
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -63,10 +66,13 @@ def _row_exists(path: Path, key: str) -> bool:
     [42, 10**15, 4.5, "ACC text, not a blob", "", b"not an entry"],
     ids=["integer", "huge-integer", "real", "text", "empty-text", "junk-blob"],
 )
+@pytest.mark.parametrize("path", ["loop-reader", "worker-thread"])
 async def test_a_row_of_another_type_is_a_miss_deleted_and_counted(
-    backend: SQLiteBackend, value: object
+    backend: SQLiteBackend, value: object, path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Issue 12, item 2: such a row used to raise TypeError on every request for the URL.
+    if path == "worker-thread":  # reads that the loop-thread reader cannot answer
+        monkeypatch.setattr(type(backend.connection), "reader", lambda _self: None)
     sent, send = _sender()
     request = CacheRequest("GET", URL)
     stored = await backend.fetch(request, send)  # type: ignore[arg-type]
@@ -124,3 +130,48 @@ async def test_single_bit_flips_are_never_served(
             fresh = await backend.read_entry(key)
             assert fresh is not None and fresh.body == body
         assert len(sent) == 301
+
+
+# -- cache files are owner-only ------------------------------------------------------------------
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
+async def test_the_files_and_folders_a_backend_creates_are_owner_only(tmp_path: Path) -> None:
+    previous = os.umask(0o022)  # the usual umask: without care, files would be 0644
+    try:
+        path = tmp_path / "made" / "by-acc" / "cache.sqlite"
+        async with SQLiteBackend(path) as backend:
+            _sent, send = _sender()
+            assert (await backend.fetch(CacheRequest("GET", URL), send)).stored  # type: ignore[arg-type]
+            files = [path, path.with_name("cache.sqlite-wal"), path.with_name("cache.sqlite-shm")]
+            for made in files:
+                assert made.exists(), made
+                assert stat.S_IMODE(made.stat().st_mode) == 0o600, made
+            for folder in (path.parent, path.parent.parent):
+                assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    finally:
+        os.umask(previous)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
+async def test_an_existing_file_keeps_its_mode(tmp_path: Path) -> None:
+    path = tmp_path / "shared.sqlite"
+    path.touch(mode=0o640)
+    path.chmod(0o640)
+    async with SQLiteBackend(path) as backend:
+        _sent, send = _sender()
+        await backend.fetch(CacheRequest("GET", URL), send)  # type: ignore[arg-type]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+async def test_the_store_returns_rows_of_other_types_as_their_text(
+    backend: SQLiteBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Never bytes(n) for an INTEGER n (n zero bytes: a huge allocation for a huge n).
+    await backend.responses.write("k", b"placeholder")
+    _set_value(backend.db_path, "k", 10**12)
+    assert await backend.responses.read("k") == b"1000000000000"
+    monkeypatch.setattr(type(backend.connection), "reader", lambda _self: None)
+    assert await backend.responses.read("k") == b"1000000000000"
+    assert await backend.responses.read_many(["k"]) == [b"1000000000000"]
+    assert [value async for _key, value in backend.responses.items()] == [b"1000000000000"]

@@ -58,7 +58,9 @@ class SQLiteBackend(CacheBackend):
 
     Args:
         cache_name: The database file: ``~`` is expanded, a name without a suffix gets
-            ``.sqlite``, missing parent folders are created when it is first opened.
+            ``.sqlite``, missing parent folders are created when it is first opened. What
+            acc creates only its owner may read: the file (and SQLite's ``-wal`` and
+            ``-shm`` files) ``0600``, the folders ``0700``.
             ``":memory:"`` keeps the cache in memory, for as long as the backend is open.
         busy_timeout: Seconds to wait for another connection's write lock (default 5).
         fast_save: ``PRAGMA synchronous = OFF``: faster writes, but a power failure (not

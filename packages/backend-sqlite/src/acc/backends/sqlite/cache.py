@@ -39,6 +39,7 @@ the worker thread, which waits and retries as before.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import re
@@ -74,6 +75,8 @@ _READER_MMAP_SIZE = 256 * 1024 * 1024  # bytes of the file the loop-thread reade
 _LOOP_READ_MAX = 16 * 1024 * 1024  # larger values are read by the worker thread
 _LOOP_WRITE_MAX = 64 * 1024  # larger values are written by the worker thread
 _LOOP_WRITE_BUDGET = 4 * 1024 * 1024  # bytes written on the loop between two checkpoints
+_FILE_MODE = 0o600  # a database file acc creates: its owner only (the WAL and SHM follow)
+_FOLDER_MODE = 0o700  # a folder acc creates for it
 
 
 def _is_locked(exc: sqlite3.OperationalError) -> bool:
@@ -161,8 +164,8 @@ class SQLiteConnection(SharedConnection):
     """One lazily opened aiosqlite connection, shared by the stores of one database.
 
     Args:
-        path: The database file, or ``":memory:"``; missing parent folders are created
-            when it is opened.
+        path: The database file, or ``":memory:"``; missing parent folders (``0700``)
+            and the file (``0600``) are created when it is opened.
         busy_timeout: Seconds to wait for another connection's lock.
         fast_save: Use ``PRAGMA synchronous = OFF``: faster writes, but a power failure
             (not a crash of the process) may lose the latest entries.
@@ -239,15 +242,29 @@ class SQLiteConnection(SharedConnection):
                 self._tables.add(table)
         return connection
 
-    def _make_parent(self) -> None:
-        if not self.in_memory and not self.path.startswith("file:"):
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+    def _make_file(self) -> None:
+        """Create the database file, owner-only, and its missing folders, before SQLite.
+
+        A cache holds copies of responses, so what acc creates only its owner may read:
+        missing folders are made ``0700`` and the file ``0600``; SQLite gives its
+        ``-wal`` and ``-shm`` files the mode of the database file. Existing folders and
+        files keep their modes. ``file:`` URIs are left to SQLite.
+        """
+        if self.in_memory or self.path.startswith("file:"):
+            return
+        path = Path(self.path)
+        missing = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
+        for folder in reversed(missing):
+            with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+                folder.mkdir(mode=_FOLDER_MODE)
+        with contextlib.suppress(FileExistsError):  # it exists: its mode is the owner's call
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE))
 
     async def _open(self) -> aiosqlite.Connection:
         try:
-            self._make_parent()
+            self._make_file()
         except OSError as exc:
-            raise BackendUnavailable(f"cannot create the folder of {self.path!r}: {exc}") from exc
+            raise BackendUnavailable(f"cannot create the file {self.path!r}: {exc}") from exc
         connection = aiosqlite.connect(
             self.path,
             timeout=self.busy_timeout,
