@@ -101,9 +101,7 @@ async def test_a_row_of_another_type_is_skipped_by_maintenance(backend: SQLiteBa
 
 
 @pytest.mark.parametrize("secret_key", [None, "s3cret"], ids=["unsigned", "signed"])
-async def test_single_bit_flips_are_never_served(
-    tmp_path: Path, secret_key: str | None
-) -> None:
+async def test_single_bit_flips_are_never_served(tmp_path: Path, secret_key: str | None) -> None:
     # Issue 12, item 4: 300 single-bit flips in unsigned entries used to serve changed
     # bodies, headers, URLs or statuses. Every flip must read as a miss and be deleted.
     path = tmp_path / "flips.sqlite"
@@ -128,7 +126,8 @@ async def test_single_bit_flips_are_never_served(
             assert backend.stats.errors == flip + 1
             # The flipped value was deleted and the fresh response stored in its place.
             fresh = await backend.read_entry(key)
-            assert fresh is not None and fresh.body == body
+            assert fresh is not None
+            assert fresh.body == body
         assert len(sent) == 301
 
 

@@ -169,7 +169,9 @@ def test_arbitrary_bytes_decode_or_raise_decode_error(data: bytes) -> None:
         assert isinstance(result, CachedResponse)  # pragma: no cover - practically never
 
 
-def _framed(meta: bytes, body: bytes = b"", *, version: int = FORMAT_VERSION, key: str = "") -> bytes:
+def _framed(
+    meta: bytes, body: bytes = b"", *, version: int = FORMAT_VERSION, key: str = ""
+) -> bytes:
     """An unsigned entry around ``meta`` and ``body`` with a valid CRC-32 under ``key``."""
     header = struct.pack(">3sBBIQ", b"ACC", version, 0, len(meta), len(body))
     key_field = len(key.encode()).to_bytes(4, "big") + key.encode()

@@ -329,7 +329,8 @@ def _crc_matches(data: bytes, key: str) -> bool:
     check = zlib.crc32(view[:_HEADER_SIZE])
     check = zlib.crc32(_key_field(key), check)
     check = zlib.crc32(view[_HEADER_SIZE + _CRC_SIZE :], check)
-    return check == _CRC.unpack_from(data, _HEADER_SIZE)[0]
+    stored: int = _CRC.unpack_from(data, _HEADER_SIZE)[0]
+    return check == stored
 
 
 class Codec:

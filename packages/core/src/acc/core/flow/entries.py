@@ -26,6 +26,7 @@ Rules this module keeps:
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import datetime
 from functools import lru_cache
@@ -35,7 +36,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from acc.core.flow.exchange import ResponseHead
-from acc.core.keys import REDACTED, CREDENTIAL_HEADERS, redact_headers, redact_url
+from acc.core.keys import CREDENTIAL_HEADERS, REDACTED, redact_headers, redact_url
 from acc.core.models import CachedResponse, HeaderPairs, RedirectHop
 
 __all__ = ["carries_cookies", "entry_from_head", "gateway_timeout", "unservable", "without_cookies"]
@@ -126,6 +127,7 @@ def entry_from_head(
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _URL_CHARS = re.compile(r"[\x21-\x7e\x80-\ud7ff\ue000-\U0010ffff]+\Z")
 """Visible ASCII and non-ASCII text: no controls, no space, no surrogate."""
+_IPV4_LIKE = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+\Z")
 _HOST = re.compile(r"[A-Za-z0-9._~-]+\Z|\[[0-9A-Fa-f:.]+\]\Z")
 _MAX_URL = 65536
 """The longest URL kept (httpx refuses longer ones)."""
@@ -136,8 +138,9 @@ def _url_problem(url: str) -> str | None:
     """Why a client could not parse ``url`` as the URL of a response, or ``None`` (rule 5).
 
     Stored URLs are what clients produced (ASCII, an IDNA host): an ``http(s)`` URL with
-    a host of letters, digits and ``.-_~`` (punycode labels that decode) or an IPv6
-    literal, a port that is a number, no user info, no control character or space.
+    a host of letters, digits and ``.-_~`` (a valid IPv4 address if it looks like one,
+    punycode labels that decode) or a valid IPv6 literal, a port that is a number, no
+    user info, no control character or space.
     """
     if len(url) > _MAX_URL:
         return "the URL is too long"
@@ -154,11 +157,15 @@ def _url_problem(url: str) -> str | None:
     host = netloc[: netloc.find("]") + 1] if netloc.startswith("[") else netloc.partition(":")[0]
     if "@" in netloc or not _HOST.match(host) or netloc[len(host) : len(host) + 1] not in ("", ":"):
         return "the URL has no valid host"
-    if "xn--" in host.lower():
-        try:
+    try:
+        if host.startswith("["):
+            ipaddress.IPv6Address(host[1:-1])
+        elif _IPV4_LIKE.match(host):
+            ipaddress.IPv4Address(host)
+        elif "xn--" in host.lower():
             host.encode("ascii").decode("idna")
-        except UnicodeError:
-            return "the URL's host is not valid punycode"
+    except (ValueError, UnicodeError):
+        return "the URL's host is not a valid address or name"
     return None
 
 
