@@ -294,3 +294,16 @@ async def test_dispatch_is_exhaustive_at_run_time(
     monkeypatch.setattr(driver, "decide_lookup", lambda *a, **k: object())
     with pytest.raises(AssertionError, match="unhandled decision"):
         await CacheBackend(clock=clock).fetch(get(), Origin())
+
+
+async def test_log_lines_redact_credentials_and_ignored_params(
+    clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend = CacheBackend(clock=clock, ignored_params=["api_key"])
+    with caplog.at_level(logging.DEBUG, logger="acc"):
+        await backend.fetch(get("https://user:pw@api.example.com/x?api_key=s3cret&a=1"), Origin())
+    (record,) = [r for r in caplog.records if r.name == "acc"]
+    assert "s3cret" not in record.getMessage()
+    assert "pw@" not in record.getMessage()
+    assert "s3cret" not in record.acc_url  # type: ignore[attr-defined]
+    assert "a=1" in record.getMessage()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from acc.backends.sqlite import SQLiteCache
-from acc.core import CachedResponse, ConfigError, MemoryCache
+from acc.core import CacheBackend, CachedResponse, ConfigError, MemoryCache
 from acc.core.codec import Codec, DecodeError
 from acc.core.models import utcnow
 from acc.core.storage import BaseCache
@@ -90,17 +90,40 @@ async def test_own_writes_and_deletes_are_seen_at_once(remote: _Counting) -> Non
     assert await near.read("c") is None
 
 
+class Seconds:
+    """A clock in epoch seconds that tests move by hand (starts at the real time)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
 async def test_another_writer_is_seen_within_max_age(remote: _Counting) -> None:
-    near = NearCache(remote, max_age=0.2)
+    clock = Seconds()
+    near = NearCache(remote, max_age=0.2, clock=clock)
     await remote.write("k", b"old")
     assert await near.read("k") == b"old"
     await remote.write("k", b"new")  # another process, writing to the shared store
     assert await near.read("k") == b"old"  # the local copy, still within max_age
-    await asyncio.sleep(0.25)
+    clock.now += 0.25
     assert await near.read("k") == b"new"
     await remote.delete("k")
-    await asyncio.sleep(0.25)
+    clock.now += 0.25
     assert await near.read("k") is None
+
+
+async def test_the_facade_gives_the_near_cache_its_clock() -> None:
+    moments = [utcnow()]
+    backend = CacheBackend(near_cache={"max_age": 5}, clock=lambda: moments[0])
+    assert isinstance(backend.responses, NearCache)
+    inner = backend.responses.inner
+    await backend.responses.write("k", b"old")
+    await inner.write("k", b"new")  # changed behind the near cache's back
+    assert await backend.responses.read("k") == b"old"
+    moments[0] += timedelta(seconds=6)  # past max_age by the facade's clock
+    assert await backend.responses.read("k") == b"new"
 
 
 async def test_a_copy_is_never_served_past_its_expiry(remote: _Counting) -> None:
@@ -113,7 +136,8 @@ async def test_a_copy_is_never_served_past_its_expiry(remote: _Counting) -> None
 
 async def test_expires_of_bounds_copies_read_from_the_store(remote: _Counting) -> None:
     codec = Codec()
-    near = NearCache(remote, max_age=60, expires_of=codec.expires_at)
+    clock = Seconds()
+    near = NearCache(remote, max_age=60, expires_of=codec.expires_at, clock=clock)
     created = utcnow()
     short = CachedResponse(
         200, "OK", "https://x/", "GET", created_at=created, expires=created + timedelta(seconds=0.3)
@@ -122,7 +146,7 @@ async def test_expires_of_bounds_copies_read_from_the_store(remote: _Counting) -
     assert await near.read("k") is not None
     assert await near.read("k") is not None
     assert remote.reads == 1
-    await asyncio.sleep(0.35)
+    clock.now += 0.35
     assert await near.read("k") is not None  # from the store again: the copy expired
     assert remote.reads == 2
 
@@ -177,6 +201,7 @@ async def test_bounds_by_entries_and_bytes(remote: _Counting) -> None:
         ("max_age", 0),
         ("max_age", "5"),
         ("max_entries", True),
+        ("clock", "now"),
     ],
 )
 def test_invalid_options_raise_config_error(option: str, value: object) -> None:

@@ -254,6 +254,9 @@ def test_known_but_missing_scheme_gives_the_pip_install_line(
         CacheBackend.from_url(url)
     message = str(raised.value)
     assert f"pip install {package}" in message.splitlines()[1]
+    # Until the packages are published, the same package from a clone of the repository:
+    assert "hatch run dist:build" in message
+    assert f"pip install --find-links dist {package}" in message
     assert "installed schemes: " in message
     assert "sqlite" in message
 

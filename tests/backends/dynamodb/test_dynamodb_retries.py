@@ -82,6 +82,9 @@ def _store(endpoint: str, session: Any = None, **options: Any) -> DynamoDBCache:
         region="us-east-1",
         endpoint_url=endpoint,
         session=session,
+        # Generous: the front and moto answer on this machine, however loaded it is.
+        connect_timeout=10,
+        read_timeout=30,
         **options,
     )
 

@@ -7,6 +7,7 @@ that need a table of their own create it under a fresh name.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -280,6 +281,8 @@ async def test_a_callers_session_makes_the_client_which_acc_closes(dynamodb_url:
         create_table=True,
         session=session,
         endpoint_url=options.get("endpoint_url"),
+        connect_timeout=options.get("connect_timeout"),
+        read_timeout=options.get("read_timeout"),
     )
     client = await backend.connection.client()
     credentials = await client._request_signer._credentials.get_frozen_credentials()
@@ -336,6 +339,8 @@ async def test_an_outage_after_opening_is_backend_unavailable(aws_environment: N
         endpoint_url=endpoint,
         create_table=True,
         max_attempts=1,
+        connect_timeout=10,  # generous: the server is up until stopped (then it refuses)
+        read_timeout=30,
     )
     try:
         await store.write("k", b"v")
@@ -347,3 +352,20 @@ async def test_an_outage_after_opening_is_backend_unavailable(aws_environment: N
             await store.write("k", b"w")
     finally:
         await store.close()
+
+
+def test_the_test_server_is_a_process_of_its_own_stopped_with_the_test() -> None:
+    """moto runs beside the tests, not in a thread of theirs, and leaves nothing behind."""
+    server, endpoint = start_moto_server()
+    process = server.process
+    try:
+        assert process is not None
+        assert process.pid != os.getpid()
+        assert process.poll() is None
+        assert endpoint == f"http://127.0.0.1:{server.port}"
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10):
+            pass
+    finally:
+        server.stop()
+    assert process.poll() is not None
+    server.stop()  # idempotent

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
+from datetime import datetime, timedelta, timezone
 
 from redis.asyncio import Redis
 
@@ -16,7 +16,14 @@ async def test_hits_come_from_memory_and_another_process_change_shows_after_max_
     origin, redis_url: str
 ) -> None:
     name = f"near-{uuid.uuid4().hex[:10]}"
-    backend = RedisBackend(name, url=redis_url, near_cache={"max_age": 0.5}, autoclose=False)
+    moments = [datetime.now(timezone.utc)]  # the backend's clock: the test moves it
+    backend = RedisBackend(
+        name,
+        url=redis_url,
+        near_cache={"max_age": 0.5},
+        autoclose=False,
+        clock=lambda: moments[0],
+    )
     assert isinstance(backend.responses, NearCache)
     raw = Redis.from_url(redis_url)
     try:
@@ -34,7 +41,7 @@ async def test_hits_come_from_memory_and_another_process_change_shows_after_max_
             assert third.from_cache is True
             assert origin.hits["/json"] == 1
             # ... and no longer.
-            await asyncio.sleep(0.6)
+            moments[0] += timedelta(seconds=0.6)
             fourth = await session.get(origin("/json"))
             assert fourth.from_cache is False
             assert origin.hits["/json"] == 2

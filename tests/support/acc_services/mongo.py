@@ -47,12 +47,14 @@ __all__ = [
     "mongodb_database",
     "mongodb_url",
     "prepare_mongoeco",
+    "with_test_timeouts",
 ]
 
 SERVER_SCRIPT = Path(__file__).with_name("mongoeco_server.py")
 MONGOECO_REQUIREMENT = "mongoeco[wire]"
 _INSTALL_TIMEOUT = 600.0
 _START_TIMEOUT = 60.0
+_SELECTION_TIMEOUT_MS = 30_000  # the test URL's serverSelectionTimeoutMS: see with_test_timeouts
 _INSTALL_HINT = (
     "install Python 3.13 (for example `pyenv install 3.13`) or set ACC_PYTHON313 to a "
     "Python >= 3.13, or set ACC_MONGODB_URL to a running MongoDB "
@@ -198,7 +200,7 @@ class MongoecoServer:
             stderr=self._log,
         )
         self.port = self._wait_ready(log)
-        self.url = f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
+        self.url = with_test_timeouts(f"mongodb://127.0.0.1:{self.port}/?directConnection=true")
 
     def _wait_ready(self, log: Path) -> int:
         line: list[bytes] = []
@@ -231,6 +233,18 @@ class MongoecoServer:
         self._log.close()
 
 
+def with_test_timeouts(url: str) -> str:
+    """``url`` with a generous ``serverSelectionTimeoutMS`` unless it sets one.
+
+    The backend's default (1 s, meant for production: a request should not wait long for
+    a cache) can pass on a loaded CI machine before a local server has answered; the
+    tests' server is never down unless a test stops it, so they wait longer.
+    """
+    if "serverselectiontimeoutms=" in url.lower():
+        return url
+    return f"{url}{'&' if '?' in url else '?'}serverSelectionTimeoutMS={_SELECTION_TIMEOUT_MS}"
+
+
 def _unavailable(reason: str) -> NoReturn:
     if os.environ.get("ACC_REQUIRE_SERVICES") == "1":
         pytest.fail(f"MongoDB is required (ACC_REQUIRE_SERVICES=1) but: {reason}", pytrace=False)
@@ -247,7 +261,7 @@ def mongodb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """
     configured = os.environ.get("ACC_MONGODB_URL")
     if configured:
-        yield configured
+        yield with_test_timeouts(configured)
         return
     try:
         python = prepare_mongoeco()

@@ -224,6 +224,8 @@ class CacheBackend:
         self.redirects: BaseCache = redirects if redirects is not None else MemoryCache()
         self.codec = Codec(self.settings.secret_key or None)
         near = _near_cache_options(near_cache)
+        if near is not None and clock is not None:
+            near["clock"] = lambda: clock().timestamp()
         if near is not None:
             self.responses = _near(self.responses, expires_of=self.codec.expires_at, **near)
             self.redirects = _near(self.redirects, **near)

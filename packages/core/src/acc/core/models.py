@@ -98,7 +98,8 @@ class CachedResponse:
     @property
     def cookies(self) -> tuple[str, ...]:
         """The raw ``Set-Cookie`` header values, in order."""
-        return tuple(value for key, value in self.headers if key.lower() == "set-cookie")
+        # Read on every hit: compare lengths first, so most headers skip lower().
+        return tuple([v for k, v in self.headers if len(k) == 10 and k.lower() == "set-cookie"])
 
     @property
     def etag(self) -> str | None:

@@ -54,6 +54,13 @@ ENTRY_POINT_GROUP = "acc.backends"
 """The entry-point group backends register in, one entry per URL scheme."""
 
 
+_CLONE_INSTALL_HINT = (
+    "(until the acc packages are on PyPI, install from a clone of acc: `hatch run dist:build`"
+    ", then\n    pip install --find-links dist {package})"
+)
+"""How to install a first-party package from a clone, in the missing-backend error."""
+
+
 @attrs.frozen
 class BackendSpec:
     """Where the class of a scheme lives, named, not imported.
@@ -159,7 +166,12 @@ def _missing(scheme: str) -> ConfigError:
     installed = ", ".join(installed_schemes()) or "none"
     known = KNOWN_BACKENDS.get(scheme)
     package = known.package if known is not None else None
-    hint = f"; it is provided by {package}:\n    pip install {package}\n" if package else "; "
+    hint = (
+        f"; it is provided by {package}:\n    pip install {package}\n"
+        f"{_CLONE_INSTALL_HINT.format(package=package)}\n"
+        if package
+        else "; "
+    )
     return ConfigError(
         "url",
         f"no acc backend is installed for the scheme {scheme!r}{hint}"

@@ -63,7 +63,7 @@ from acc.core.http.policy import (
     not_modified_selects,
     refresh_not_modified,
 )
-from acc.core.keys import CacheRequest
+from acc.core.keys import CacheRequest, redact_url
 from acc.core.models import CachedResponse, HeaderPairs
 from acc.core.settings import CacheSettings
 from acc.core.stats import CacheStats
@@ -164,17 +164,19 @@ class RequestFlow:
 
     def _log(self, decision: str, reason: str, request: CacheRequest, key: str | None) -> None:
         if logger.isEnabledFor(logging.DEBUG):
+            # Logs are not storage, but they are kept and shipped: the same redaction.
+            url = redact_url(request.url, self.cache.settings.redacted_params)
             text = decision if not reason else f"{decision}: {reason}"
             logger.debug(
                 "acc: %s %s: %s",
                 request.method,
-                request.url,
+                url,
                 text,
                 extra={
                     "acc_decision": decision,
                     "acc_reason": reason,
                     "acc_key": key,
-                    "acc_url": request.url,
+                    "acc_url": url,
                 },
             )
 
@@ -192,8 +194,9 @@ class RequestFlow:
         stats.hits += 1
         if stale:
             stats.stale += 1
-        decision = "revalidated" if revalidated else ("stale" if stale else "hit")
-        self._log(decision, why, request, key)
+        if logger.isEnabledFor(logging.DEBUG):
+            decision = "revalidated" if revalidated else ("stale" if stale else "hit")
+            self._log(decision, why, request, key)
         return Outcome(
             entry=entry,
             cache_key=key,

@@ -63,6 +63,11 @@ class NearCache(BaseCache):
             kept for ``max_age`` at most (the store hides expired values, so it was live
             when read).
 
+        clock: A function returning the current time in epoch seconds, for both the
+            expiry and the age of local copies (default: ``time.time`` for expiry and
+            ``time.monotonic`` for age). The façade passes its own when it was given one,
+            so tests move time instead of sleeping.
+
     Raises:
         ConfigError: An invalid bound, or an ``inner`` store without native expiry.
     """
@@ -78,6 +83,7 @@ class NearCache(BaseCache):
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_age: float = DEFAULT_MAX_AGE,
         expires_of: Callable[[bytes], float | None] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         if not isinstance(inner, BaseCache):
             raise ConfigError("inner", f"expected a BaseCache, not {type(inner).__name__}")
@@ -91,6 +97,10 @@ class NearCache(BaseCache):
         self.max_bytes = max_bytes
         self.max_age = float(max_age)
         self.expires_of = expires_of
+        if clock is not None and not callable(clock):
+            raise ConfigError("clock", f"expected a callable returning seconds, not {clock!r}")
+        self._now: Callable[[], float] = clock or time.time
+        self._age_clock: Callable[[], float] = clock or time.monotonic
         self._local: LRU[str, _Item] = LRU(max_entries=max_entries, max_bytes=max_bytes)
         self._mutations = 0  # bumped by every write, delete or clear made through this
         self.local_hits = 0
@@ -107,8 +117,8 @@ class NearCache(BaseCache):
         if item is None:
             return None
         value, expires_at, fetched = item
-        if (expires_at is not None and expires_at <= time.time()) or (
-            time.monotonic() - fetched >= self.max_age
+        if (expires_at is not None and expires_at <= self._now()) or (
+            self._age_clock() - fetched >= self.max_age
         ):
             local.pop(key)
             return None
@@ -118,10 +128,10 @@ class NearCache(BaseCache):
 
     def _keep(self, key: str, value: bytes, expires_at: float | None) -> None:
         """Keep a local copy; one larger than ``max_bytes``, or expired, is not kept."""
-        if expires_at is not None and expires_at <= time.time():
+        if expires_at is not None and expires_at <= self._now():
             self._local.pop(key)
             return
-        self._local.put(key, (value, expires_at, time.monotonic()), len(value))
+        self._local.put(key, (value, expires_at, self._age_clock()), len(value))
 
     def _changing(self, keys: Iterable[str] | None) -> None:
         """Evict ``keys`` (``None``: all) and void the reads in flight.
