@@ -335,3 +335,16 @@ async def test_store_cookies_keeps_them_and_a_default_cache_drops_them_on_read()
     assert shared.from_cache
     assert shared.response.cookies == ()
     assert shared.response.history[0].headers == ()
+
+
+async def test_debug_lines_redact_credential_params(caplog: pytest.LogCaptureFixture) -> None:
+    backend = CacheBackend(credential_params=["api_key"])
+
+    async def send(request: CacheRequest) -> CachedResponse:
+        return CachedResponse(200, "OK", request.url, "GET", body=b"x", created_at=NOW)
+
+    with caplog.at_level(logging.DEBUG, logger="acc"):
+        await backend.fetch(CacheRequest("GET", "https://example.com/?api_key=k-secret"), send)
+    assert caplog.records
+    assert all("k-secret" not in record.getMessage() for record in caplog.records)
+    assert all("k-secret" not in str(getattr(r, "acc_url", "")) for r in caplog.records)
