@@ -124,6 +124,7 @@ def entry_from_head(
     )
 
 
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _URL_CHARS = re.compile(r"[\x21-\x7e\x80-\ud7ff\ue000-\U0010ffff]+\Z")
 """Visible ASCII and non-ASCII text: no controls, no space, no surrogate."""
@@ -169,21 +170,29 @@ def _url_problem(url: str) -> str | None:
     return None
 
 
-def _pairs_problem(pairs: tuple[tuple[str, str], ...]) -> str | None:
+def _pairs_problem(*pairs: HeaderPairs) -> str | None:
+    text = "".join(chain.from_iterable(chain.from_iterable(pairs)))
+    if text.isascii():  # the common case: nothing to encode
+        return None
     try:
-        "".join(chain.from_iterable(pairs)).encode("utf-8", "surrogateescape")
+        text.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:
         return "a header holds a surrogate that is not an undecodable byte"
     return None
 
 
 def _has_cookie(headers: HeaderPairs) -> bool:
-    return any(len(name) in (10, 11) and name.lower() in _COOKIE_HEADERS for name, _ in headers)
+    for name, _value in headers:  # a loop: twice as fast as any() over a generator
+        if (len(name) == 10 or len(name) == 11) and name.lower() in _COOKIE_HEADERS:
+            return True
+    return False
 
 
 def carries_cookies(entry: CachedResponse) -> bool:
     """Whether ``entry`` or one of its redirect hops sets a cookie (rule 4)."""
-    return _has_cookie(entry.headers) or any(_has_cookie(hop.headers) for hop in entry.history)
+    if _has_cookie(entry.headers):
+        return True
+    return any(_has_cookie(hop.headers) for hop in entry.history) if entry.history else False
 
 
 def _cookieless(headers: HeaderPairs) -> HeaderPairs:
@@ -202,13 +211,16 @@ def unservable(entry: CachedResponse | RedirectHop) -> str | None:
     """Why a binding could not build a response from ``entry``, or ``None`` (rule 5)."""
     if not 100 <= entry.status <= 999:
         return f"status {entry.status} is not a three-digit number"
-    if not _TOKEN.match(entry.method):
+    if entry.method not in _METHODS and not _TOKEN.match(entry.method):
         return "the method is not a token"
-    problem = _url_problem(entry.url) or _pairs_problem(entry.headers)
-    if problem is None and isinstance(entry, CachedResponse):
-        problem = _pairs_problem(entry.request_headers)
-        for hop in entry.history:
-            problem = problem or unservable(hop)
+    problem = _url_problem(entry.url)
+    if problem is not None:
+        return problem
+    if isinstance(entry, RedirectHop):
+        return _pairs_problem(entry.headers)
+    problem = _pairs_problem(entry.headers, entry.request_headers)
+    for hop in entry.history:
+        problem = problem or unservable(hop)
     return problem
 
 
