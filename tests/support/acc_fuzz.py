@@ -5,11 +5,15 @@ into two hypothesis tests over the same strategies: ``quick`` runs
 :data:`QUICK_EXAMPLES` examples in the normal suite, ``long`` runs
 :data:`LONG_EXAMPLES` and is marked ``fuzz_long`` (so it runs only with
 ``pytest -m fuzz_long``; see ``tests/conftest.py``). Assign both to ``test_*`` names.
+
+``ACC_FUZZ_LONG_EXAMPLES=100000 pytest -m fuzz_long`` runs the long profile longer (or
+shorter).
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -20,7 +24,7 @@ from hypothesis import strategies as st
 __all__ = ["LONG_EXAMPLES", "QUICK_EXAMPLES", "fuzz_pair"]
 
 QUICK_EXAMPLES: Final = 150
-LONG_EXAMPLES: Final = 20_000
+LONG_EXAMPLES: Final = int(os.environ.get("ACC_FUZZ_LONG_EXAMPLES", "20000"))
 
 _QUIET: Final = [HealthCheck.too_slow, HealthCheck.data_too_large]
 """Slow examples are no failure: fuzz tests make no wall-clock assertions."""
