@@ -3,6 +3,11 @@
 ``origin`` is a real aiohttp server on 127.0.0.1 (a free port chosen by the OS) that the
 session tests talk to over real connections. It counts the requests it receives per
 path, so a test can assert that a hit never reached the network.
+
+Long profiles (fault, fuzz and soak tests have a quick profile in the suite and a long
+one behind a marker): a test marked with one of :data:`LONG_MARKERS` is left out of a run
+(deselected, not skipped) unless the run's ``-m`` expression names its marker, as in
+``pytest -m fuzz_long``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,24 @@ from yarl import URL
 
 # The real servers (Redis, MongoDB, DynamoDB) and their fixtures: tests/support/acc_services.
 pytest_plugins = ["acc_services.redis", "acc_services.mongo", "acc_services.dynamodb"]
+
+LONG_MARKERS = ("fuzz_long",)
+"""Markers of long profiles, run only when ``-m`` names them (see the module docstring)."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave out the long profiles that the ``-m`` expression does not name."""
+    wanted = config.getoption("markexpr", "") or ""
+    left_out = [m for m in LONG_MARKERS if m not in wanted]
+    if not left_out:
+        return
+    kept: list[pytest.Item] = []
+    deselected: list[pytest.Item] = []
+    for item in items:
+        (deselected if any(item.get_closest_marker(m) for m in left_out) else kept).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
 
 
 class Origin:
@@ -131,6 +154,24 @@ def _app(origin_ref: list[Origin]) -> web.Application:
         seen(request)
         raise web.HTTPFound("/json?from=redirect")
 
+    @routes.get("/relay")
+    async def relay(request: web.Request) -> web.Response:
+        """Redirect ``hops`` times, passing the query on (an API key included), then answer
+        with the query in ``Content-Location`` and ``Link``, as APIs that echo them do."""
+        seen(request)
+        query = dict(request.query)
+        hops = int(query.pop("hops", "0"))
+        rest = "&".join(f"{name}={value}" for name, value in query.items())
+        if hops > 0:
+            raise web.HTTPFound(f"/relay?hops={hops - 1}&{rest}")
+        return web.Response(
+            text="relayed",
+            headers={
+                "Content-Location": f"/relay?{rest}",
+                "Link": f'<{request.url.origin()}/relay?page=2&{rest}>; rel="next"',
+            },
+        )
+
     @routes.get("/gzip")
     async def gzipped(request: web.Request) -> web.Response:
         seen(request)
@@ -147,6 +188,14 @@ def _app(origin_ref: list[Origin]) -> web.Application:
         response = web.Response(text="cookie set")
         response.set_cookie("flavour", "oatmeal")
         return response
+
+    @routes.get("/login")
+    async def login(request: web.Request) -> web.Response:
+        """A login redirect: the 302 sets the session cookie, the page it leads to none."""
+        seen(request)
+        response = web.HTTPFound("/text")
+        response.set_cookie("session", "user-a-session")
+        raise response
 
     @routes.get("/links")
     async def links(request: web.Request) -> web.Response:

@@ -160,7 +160,7 @@ def test_invalid_values_raise_config_error_naming_the_argument(
     assert str(raised.value).startswith(argument)
 
 
-@pytest.mark.parametrize("cache_name", ["", "   ", 42, None])
+@pytest.mark.parametrize("cache_name", ["", "   ", 42, None, "cache\x00.sqlite", "\x00"])
 def test_invalid_cache_name_raises_config_error(cache_name: object) -> None:
     with pytest.raises(ConfigError, match="cache_name"):
         SQLiteBackend(cache_name)  # type: ignore[arg-type]

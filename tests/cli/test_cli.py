@@ -198,16 +198,18 @@ async def test_urls_filters(origin, run_acc) -> None:
     assert "6 entries" in listing.stderr
 
 
-async def test_show_never_shows_a_credential(origin, run_acc) -> None:
+async def test_show_never_shows_a_credential(origin, run_acc, cache_url) -> None:
     url = origin("/cookie")
-    await run_acc("get", "-H", "Authorization: Bearer s3cret", url)
-    shown = data(await run_acc("show", "--json", url))
+    # Set-Cookie is stored only with store_cookies=True; show hides its value even then.
+    cache = f"{cache_url}?store_cookies=true"
+    await run_acc("get", "-H", "Authorization: Bearer s3cret", url, cache=cache)
+    shown = data(await run_acc("show", "--json", url, cache=cache))
     assert len(shown) == 1
     headers = shown[0]["headers"]
     assert ["Authorization", "REDACTED"] in headers["request"]
     cookies = [value for name, value in headers["response"] if name.lower() == "set-cookie"]
     assert cookies == ["flavour=REDACTED"]
-    text = await run_acc("show", url)
+    text = await run_acc("show", url, cache=cache)
     assert "s3cret" not in text.stdout
     assert "oatmeal" not in text.stdout
     missing = await run_acc("show", origin("/nothing"))

@@ -160,7 +160,10 @@ async def test_redirect_alias_get() -> None:
     assert await backend.read_entry("final") == entry
     # The key itself is never an alias of itself.
     assert await backend.redirects.contains("final") is False
-    assert await backend.redirects.read("start") == b"final"
+    # An alias is a record naming the key, bound to the alias's own key (issue 12, item 3).
+    stored = await backend.redirects.read("start")
+    assert stored is not None
+    assert backend.codec.decode_record(stored, key="start") == b"final"
 
 
 async def test_corrupted_entry_is_a_miss_deleted_counted_and_logged(
@@ -698,7 +701,7 @@ async def test_delete_url_does_not_walk_the_aliases() -> None:
     for n in range(1000):
         alias = backend.url_key(f"https://example.com/from/{n}")
         await backend.write_entry(alias + "-entry", make_entry(f"https://example.com/{n}"))
-        await redirects.write(alias, target.encode())
+        await redirects.write(alias, backend.codec.encode_record(target.encode(), key=alias))
     await backend.write_entry(target, make_entry("https://example.com/target"))
     redirects.reads = 0
     await backend.delete_url("https://example.com/target")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+import zlib
 from datetime import datetime, timedelta, timezone
 
 import attrs
@@ -93,7 +94,7 @@ def test_round_trip_keeps_extreme_datetimes_exactly() -> None:
 def test_body_is_stored_verbatim_and_nothing_is_pickled() -> None:
     body = b"\x80\x04\x95 looks-like-pickle \x00\x00 and NULs " + BODY
     response = CachedResponse(200, "OK", "https://x/", "GET", body=body, created_at=CREATED)
-    for codec, mac_size in ((Codec(), 0), (Codec("k"), 32)):
+    for codec, mac_size in ((Codec(), 4), (Codec("k"), 32)):
         data = codec.encode(response)
         magic, version, _flags, meta_len, body_len = struct.unpack_from(">3sBBIQ", data)
         assert (magic, version, body_len) == (b"ACC", FORMAT_VERSION, len(body))
@@ -168,14 +169,23 @@ def test_arbitrary_bytes_decode_or_raise_decode_error(data: bytes) -> None:
         assert isinstance(result, CachedResponse)  # pragma: no cover - practically never
 
 
-def _header(meta_len: int, body_len: int, flags: int = 0, version: int = FORMAT_VERSION) -> bytes:
-    return struct.pack(">3sBBIQ", b"ACC", version, flags, meta_len, body_len)
+def _framed(
+    meta: bytes, body: bytes = b"", *, version: int = FORMAT_VERSION, key: str = ""
+) -> bytes:
+    """An unsigned entry around ``meta`` and ``body`` with a valid CRC-32 under ``key``."""
+    header = struct.pack(">3sBBIQ", b"ACC", version, 0, len(meta), len(body))
+    key_field = len(key.encode()).to_bytes(4, "big") + key.encode()
+    check = zlib.crc32(header + key_field + meta + body)
+    return header + struct.pack(">I", check) + meta + body
+
+
+_META_AT = struct.calcsize(">3sBBIQ") + 4  # after the header and the unsigned CRC-32
 
 
 @given(meta=st.binary(max_size=300), body=st.binary(max_size=20))
 def test_well_framed_garbage_metadata_raises_decode_error(meta: bytes, body: bytes) -> None:
     # Past the framing checks, straight into the metadata parser.
-    data = _header(len(meta), len(body)) + meta + body
+    data = _framed(meta, body)
     try:
         result = Codec().decode(data)
     except DecodeError:
@@ -193,7 +203,7 @@ JSONISH = st.recursive(
 def _schema_tag() -> str:
     data = Codec().encode(CachedResponse(200, "OK", "https://x/", "GET", created_at=CREATED))
     meta_len = struct.unpack_from(">3sBBIQ", data)[3]
-    tag = json.loads(data[17 : 17 + meta_len])[0]
+    tag = json.loads(data[_META_AT : _META_AT + meta_len])[0]
     assert isinstance(tag, str)
     return tag
 
@@ -206,7 +216,7 @@ _META_WIDTH = len(attrs.fields(CachedResponse))  # the fields but the body, plus
 def test_metadata_with_wrong_types_raises_decode_error(values: list[object]) -> None:
     # The right tag and width, arbitrary JSON values: past every check but the types.
     meta = json.dumps([_schema_tag(), *values]).encode()
-    data = _header(len(meta), 0) + meta
+    data = _framed(meta)
     try:
         result = Codec().decode(data)
     except DecodeError:
@@ -219,14 +229,13 @@ def test_metadata_with_wrong_types_raises_decode_error(values: list[object]) -> 
 def _meta_of(response: CachedResponse) -> list[object]:
     data = Codec().encode(response)
     meta_len = struct.unpack_from(">3sBBIQ", data)[3]
-    meta = json.loads(data[17 : 17 + meta_len])
+    meta = json.loads(data[_META_AT : _META_AT + meta_len])
     assert isinstance(meta, list)
     return meta
 
 
 def _entry(meta: list[object], body: bytes = b"") -> bytes:
-    encoded = json.dumps(meta).encode()
-    return _header(len(encoded), len(body)) + encoded + body
+    return _framed(json.dumps(meta).encode(), body)
 
 
 def test_metadata_for_other_fields_is_a_decode_error() -> None:
@@ -270,7 +279,7 @@ def test_format_1_entries_are_misses() -> None:
     # miss that is fetched and stored again, never an exception to the caller.
     meta = json.dumps({"status": 200, "reason": "OK"}).encode()
     with pytest.raises(DecodeError, match="version 1"):
-        Codec().decode(_header(len(meta), 0, version=1) + meta)
+        Codec().decode(_framed(meta, version=1))
 
 
 def test_body_is_one_slice_of_the_entry() -> None:
@@ -318,6 +327,36 @@ def test_flipping_any_byte_of_a_signed_entry_raises_decode_error(mask: int) -> N
         tampered[index] ^= mask
         with pytest.raises(DecodeError):
             codec.decode(bytes(tampered))
+
+
+@pytest.mark.parametrize("mask", [0x01, 0x10, 0x80])
+def test_flipping_any_bit_of_an_unsigned_entry_raises_decode_error(mask: int) -> None:
+    # Issue 12, item 4: an unsigned entry carries a CRC-32, so corruption is a miss,
+    # never a changed body, header, URL or status.
+    codec = Codec()
+    data = codec.encode(full_response(), key="k1")
+    assert codec.decode(data, key="k1") == full_response()
+    for index in range(len(data)):
+        tampered = bytearray(data)
+        tampered[index] ^= mask
+        with pytest.raises(DecodeError):
+            codec.decode(bytes(tampered), key="k1")
+
+
+def test_unsigned_entry_moved_to_another_key_raises() -> None:
+    # The CRC covers the key too: an entry copied under another key reads as a miss.
+    codec = Codec()
+    data = codec.encode(full_response(), key="the-key")
+    with pytest.raises(DecodeError, match="checksum"):
+        codec.decode(data, key="another-key")
+
+
+def test_format_2_entries_are_misses() -> None:
+    # Format 2 had no integrity check when unsigned: its entries are misses now.
+    data = bytearray(Codec().encode(full_response()))
+    data[3] = 2
+    with pytest.raises(DecodeError, match="version 2"):
+        Codec().decode(bytes(data))
 
 
 def test_unknown_version_raises() -> None:

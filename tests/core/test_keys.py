@@ -13,6 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from acc.core.keys import (
+    CREDENTIAL_HEADERS,
+    KEY_VERSION,
     REDACTED,
     CacheRequest,
     KeySettings,
@@ -54,19 +56,20 @@ def key(
 # found by the next one only if its key is unchanged. If this test fails, a change altered
 # the keys of existing caches (every user's cache would silently go cold). That is a
 # breaking change: do not update these values without bumping acc.core.keys.KEY_VERSION and
-# announcing it in the changelog.
+# announcing it in the changelog. (KEY_VERSION acc-key-2: repeated query parameters and
+# form fields keep their order.)
 
 PINNED_KEYS = [
-    ("get_root", CacheRequest("GET", "https://example.com/"), "1db9850d4b717a3b07cbc4b7d5d8b986"),
+    ("get_root", CacheRequest("GET", "https://example.com/"), "160f4efb8a5451957b3ead7c4d10861f"),
     (
         "get_query",
         CacheRequest("GET", "https://api.example.com/v1/items?page=2&q=caf%C3%A9&sort=name"),
-        "5af32d85f933825b15827e27d4109ad4",
+        "1600763eff6a3450b314802ecd1180ee",
     ),
     (
         "head_port",
         CacheRequest("HEAD", "http://example.com:8080/status"),
-        "b5b9fc58fded472e73b01834fbcfdb7d",
+        "a4ce5896843590979f0687dd1d1bc739",
     ),
     (
         "post_form",
@@ -76,7 +79,7 @@ PINNED_KEYS = [
             body_kind="form",
             body=(("user", "alice"), ("remember", "1")),
         ),
-        "2e8e1fd2720a8e9e2102c0913eb05799",
+        "a0f85e99bdd4d00d6be250d69b6e8752",
     ),
     (
         "post_json",
@@ -86,14 +89,14 @@ PINNED_KEYS = [
             body_kind="json",
             body={"query": "cats", "limit": 10, "filters": {"colour": ["black", "white"]}},
         ),
-        "986a0f141a9e5803935cc7a521f4898c",
+        "ba4006abb8171ea72b83f738ddd6b9e7",
     ),
     (
         "put_bytes",
         CacheRequest(
             "PUT", "https://example.com/blob/1", body_kind="bytes", body=b"\x00\x01binary\xff"
         ),
-        "85ac978174e8cdee448288d02687ff25",
+        "58e89b7707ae06df2af32e82c1d182df",
     ),
     (
         "get_auth",
@@ -102,7 +105,22 @@ PINNED_KEYS = [
             "https://example.com/me",
             headers=(("Authorization", "Bearer abc123"), ("Accept", "application/json")),
         ),
-        "aa65838b54968c64e8a1273624364930",
+        "f5544546547f2913366e86ecdbdf9dd3",
+    ),
+    (
+        "get_repeated_params",
+        CacheRequest("GET", "https://example.com/search?tag=b&q=x&tag=a"),
+        "f3d3f1b98e28c6d68506f2175abeb698",
+    ),
+    (
+        "post_repeated_form_field",
+        CacheRequest(
+            "POST",
+            "https://example.com/filter",
+            body_kind="form",
+            body=(("tag", "b"), ("q", "x"), ("tag", "a")),
+        ),
+        "77a355691418595976ba76ce9e64b7bb",
     ),
 ]
 
@@ -130,7 +148,25 @@ def test_key_shape() -> None:
 
 def test_param_order_does_not_matter() -> None:
     assert key(url=f"{URL}?a=1&b=2&c=3") == key(url=f"{URL}?c=3&a=1&b=2")
-    assert key(url=f"{URL}?a=1&a=2") == key(url=f"{URL}?a=2&a=1")
+    # Names are sorted, a repeated name's values keep their order among themselves.
+    assert key(url=f"{URL}?a=1&b=2&a=3") == key(url=f"{URL}?b=2&a=1&a=3")
+
+
+def test_repeated_params_keep_their_order() -> None:
+    # Issue 12, item 7: most servers read the first value, so these are two requests.
+    assert key(url=f"{URL}?a=1&a=2") != key(url=f"{URL}?a=2&a=1")
+    assert normalize_url(f"{URL}?b=x&a=2&a=1") == f"{URL}?a=2&a=1&b=x"
+    assert key("POST", body_kind="form", body=(("a", "1"), ("a", "2"))) != key(
+        "POST", body_kind="form", body=(("a", "2"), ("a", "1"))
+    )
+    assert key("POST", body_kind="form", body=(("b", "x"), ("a", "1"), ("a", "2"))) == key(
+        "POST", body_kind="form", body=(("a", "1"), ("b", "x"), ("a", "2"))
+    )
+
+
+def test_key_version_is_acc_key_2() -> None:
+    # Bumped with the order of repeated parameters; the pins above depend on it.
+    assert KEY_VERSION == b"acc-key-2"
 
 
 def test_url_spelling_does_not_matter() -> None:
@@ -256,6 +292,58 @@ def test_ignored_params_leave_header_names(settings: KeySettings) -> None:
     )
     assert one == two == none
     assert other_accept != one
+
+
+# -- credential headers and parameters (issue 12, item 6) -------------------------------------
+
+
+@pytest.mark.parametrize("name", ["X-Api-Key", "Api-Key", "X-Auth-Token", "X-Access-Token"])
+def test_api_key_headers_are_credentials_by_default(name: str) -> None:
+    alice = key(headers=((name, "alice-key"),))
+    bob = key(headers=((name.lower(), "bob-key"),))
+    anonymous = key()
+    assert len({alice, bob, anonymous}) == 3
+    assert key(headers=((name.upper(), "alice-key"),)) == alice
+    # include_headers and match_headers never key a credential by its clear value.
+    for settings in (
+        KeySettings(include_headers=True),
+        KeySettings(match_headers=(name,)),
+    ):
+        assert key(headers=((name, "alice-key"),), settings=settings) == key(
+            headers=((name, "alice-key"),)
+        )
+
+
+def test_credential_headers_extend_the_defaults() -> None:
+    extended = CREDENTIAL_HEADERS | {"x-tenant-secret"}
+    settings = KeySettings(credential_headers=extended)
+    alice = key(headers=(("X-Tenant-Secret", "a"),), settings=settings)
+    bob = key(headers=(("X-Tenant-Secret", "b"),), settings=settings)
+    assert alice != bob
+    assert key(settings=settings) not in (alice, bob)
+    # Without the setting the header does not count at all (entries are shared).
+    assert key(headers=(("X-Tenant-Secret", "a"),)) == key(headers=(("X-Tenant-Secret", "b"),))
+    # Authorization stays a credential.
+    assert key(headers=(("Authorization", "x"),), settings=settings) != key(settings=settings)
+
+
+def test_credential_params_are_keyed_by_hash_and_leave_the_url() -> None:
+    settings = KeySettings(credential_params=frozenset({"api_key"}))
+    alice = key(url=f"{URL}?q=1&api_key=alice", settings=settings)
+    bob = key(url=f"{URL}?api_key=bob&q=1", settings=settings)
+    anonymous = key(url=f"{URL}?q=1", settings=settings)
+    assert len({alice, bob, anonymous}) == 3
+    assert key(url=f"{URL}?api_key=alice&q=1", settings=settings) == alice
+    assert key(url=f"{URL}?q=2&api_key=alice", settings=settings) != alice
+    # The key material never holds the value in clear: the URL part drops it ...
+    assert "alice" not in normalize_url(f"{URL}?q=1&api_key=alice", frozenset({"api_key"}))
+    # ... and ignoring the name wins over keying it (as for Authorization).
+    both = KeySettings(
+        ignored_params=frozenset({"api_key"}), credential_params=frozenset({"api_key"})
+    )
+    assert key(url=f"{URL}?q=1&api_key=a", settings=both) == key(
+        url=f"{URL}?q=1&api_key=b", settings=both
+    )
 
 
 # -- headers ---------------------------------------------------------------------------------
@@ -401,7 +489,12 @@ def test_redact_headers() -> None:
         ("Accept", "text/html"),
         ("User-Agent", "acc"),
     )
-    assert redact_headers(headers, frozenset())[3] == ("X-Api-Key", "k")
+    # X-Api-Key is a credential by default (issue 12, item 6); other names are not.
+    assert redact_headers(headers, frozenset())[3] == ("X-Api-Key", REDACTED)
+    assert redact_headers((("X-Custom-Key", "c"),), frozenset()) == (("X-Custom-Key", "c"),)
+    assert redact_headers(
+        (("X-Custom-Key", "c"),), frozenset(), CREDENTIAL_HEADERS | {"x-custom-key"}
+    ) == (("X-Custom-Key", REDACTED),)
 
 
 def test_redact_url() -> None:
@@ -511,7 +604,12 @@ QUERY_TEXT = st.text(string.ascii_letters + string.digits + " -_.~!$&'()*+,;=:@/
 def test_query_permutation_gives_the_same_key(
     pairs: list[tuple[str, str]], data: st.DataObject
 ) -> None:
-    shuffled = data.draw(st.permutations(pairs))
+    # Any reordering that keeps the values of each name in their order (item 7).
+    shuffled_names = [name for name, _value in data.draw(st.permutations(pairs))]
+    values: dict[str, list[str]] = {}
+    for name, value in pairs:
+        values.setdefault(name, []).append(value)
+    shuffled = [(name, values[name].pop(0)) for name in shuffled_names]
     first = key(url=f"{URL}?{urlencode(pairs)}")
     second = key(url=f"{URL}?{urlencode(shuffled)}")
     assert first == second

@@ -308,7 +308,7 @@ def _head(decoded: bool) -> ResponseHead:
 
 def test_an_undecoded_body_keeps_its_content_encoding() -> None:
     kept = entry_from_head(
-        _head(False), b"\x1f\x8b...", created_at=NOW, expires=None, ignored_params=frozenset()
+        _head(False), b"\x1f\x8b...", created_at=NOW, expires=None, redacted_params=frozenset()
     )
     assert ("Content-Encoding", "gzip") in kept.headers
     assert ("Content-Length", "5") in kept.headers
@@ -316,7 +316,7 @@ def test_an_undecoded_body_keeps_its_content_encoding() -> None:
 
 def test_a_decoded_body_loses_its_content_encoding() -> None:
     decoded = entry_from_head(
-        _head(True), b"plain", created_at=NOW, expires=None, ignored_params=frozenset()
+        _head(True), b"plain", created_at=NOW, expires=None, redacted_params=frozenset()
     )
     assert all(n.lower() != "content-encoding" for n, _ in decoded.headers)
 

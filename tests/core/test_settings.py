@@ -10,7 +10,7 @@ import pytest
 
 from acc.core import NEVER_EXPIRE, AccError, CacheBackend, ConfigError, MemoryCache
 from acc.core.expiration import URLExpirations
-from acc.core.keys import KeySettings
+from acc.core.keys import CREDENTIAL_HEADERS, KeySettings
 from acc.core.settings import CacheSettings
 
 # -- unknown keywords --------------------------------------------------------------------------
@@ -64,6 +64,9 @@ INVALID: list[tuple[str, Any]] = [
     ("cache_name", ""),
     ("cache_name", None),
     ("cache_name", 123),
+    ("cache_name", "acc\x00cache"),
+    ("cache_name", "\x00"),
+    ("cache_name", "caf\udce9"),
     ("expire_after", -2),
     ("expire_after", True),
     ("expire_after", "1h"),
@@ -112,6 +115,14 @@ INVALID: list[tuple[str, Any]] = [
     ("ignored_params", b"token"),
     ("ignored_params", ["token", None]),
     ("ignored_params", 5),
+    ("credential_headers", "X-Api-Key"),
+    ("credential_headers", ["X-Secret", ""]),
+    ("credential_headers", [1]),
+    ("credential_headers", True),
+    ("credential_params", "api_key"),
+    ("credential_params", ["api_key", None]),
+    ("credential_params", b"api_key"),
+    ("credential_params", 5),
     ("filter_fn", True),
     ("filter_fn", "lambda r: True"),
     ("filter_fn", 1),
@@ -123,6 +134,9 @@ INVALID: list[tuple[str, Any]] = [
     ("secret_key", ["k", 1]),
     ("secret_key", 12345),
     ("secret_key", {"k"}),
+    ("store_cookies", "yes"),
+    ("store_cookies", 1),
+    ("store_cookies", None),
     ("autoclose", "yes"),
     ("autoclose", None),
     ("autoclose", 0),
@@ -186,6 +200,25 @@ def test_stale_windows_accept_true_seconds_or_off(argument: str, value: Any, exp
 # -- valid values ------------------------------------------------------------------------------
 
 
+def test_credential_options_extend_the_defaults_and_reach_the_keys() -> None:
+    backend = CacheBackend(credential_headers=["X-Tenant-Secret"], credential_params=["api_key"])
+    s = backend.settings
+    assert s.credential_headers == CREDENTIAL_HEADERS | {"x-tenant-secret"}
+    assert s.credential_params == frozenset({"api_key"})
+    assert s.key_settings.credential_headers == s.credential_headers
+    assert s.key_settings.credential_params == s.credential_params
+    assert s.redacted_params == frozenset({"api_key"})
+    assert "x-tenant-secret" in s.redacted_headers
+
+
+def test_credential_options_in_a_url() -> None:
+    backend = CacheBackend.from_url(
+        "memory://?credential_headers=X-Tenant-Secret,X-Other&credential_params=api_key"
+    )
+    assert {"x-tenant-secret", "x-other"} <= backend.settings.credential_headers
+    assert backend.settings.credential_params == frozenset({"api_key"})
+
+
 def test_defaults() -> None:
     backend = CacheBackend()
     s = backend.settings
@@ -197,7 +230,11 @@ def test_defaults() -> None:
     assert s.include_headers is False
     assert s.match_headers == ()
     assert s.ignored_params == frozenset()
+    assert s.credential_headers == CREDENTIAL_HEADERS
+    assert {"authorization", "cookie", "x-api-key", "x-auth-token"} <= s.credential_headers
+    assert s.credential_params == frozenset()
     assert s.cache_control is False
+    assert s.store_cookies is False
     assert s.stale_if_error is False
     assert s.stale_while_revalidate is False
     assert s.filter_fn is None

@@ -127,8 +127,21 @@ async def test_gzip_bodies_are_stored_decoded(origin, make_backend):
         assert (await hit.json())["compressed"] is True
 
 
-async def test_cookies_of_a_hit_are_restored_to_the_jar(origin, make_backend):
+async def test_cookies_of_a_hit_are_not_stored_by_default(origin, make_backend):
     backend = make_backend(autoclose=False)
+    async with CachedSession(cache=backend, cookie_jar=CookieJar(unsafe=True)) as session:
+        miss = await session.get(origin("/cookie"))
+        assert miss.cookies["flavour"].value == "oatmeal"  # the caller's own response
+    async with CachedSession(cache=backend, cookie_jar=CookieJar(unsafe=True)) as fresh:
+        hit = await fresh.get(origin("/cookie"))
+        assert hit.from_cache
+        assert "Set-Cookie" not in hit.headers
+        assert not hit.cookies
+        assert not any(True for _ in fresh.cookie_jar)
+
+
+async def test_cookies_of_a_hit_are_restored_to_the_jar(origin, make_backend):
+    backend = make_backend(autoclose=False, store_cookies=True)
     async with CachedSession(cache=backend, cookie_jar=CookieJar(unsafe=True)) as session:
         await session.get(origin("/cookie"))
         assert any(c.key == "flavour" for c in session.cookie_jar)

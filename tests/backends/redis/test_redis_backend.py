@@ -142,7 +142,7 @@ async def test_caches_with_different_names_in_one_database_never_touch(
         await second.close()
 
 
-@pytest.mark.parametrize("name", ["", "a:b", 3, None])
+@pytest.mark.parametrize("name", ["", "a:b", 3, None, "a\x00b"])
 def test_invalid_cache_names_are_refused(name: object) -> None:
     with pytest.raises(ConfigError, match="cache_name"):
         RedisBackend(name, url="redis://127.0.0.1:1/0")  # type: ignore[arg-type]

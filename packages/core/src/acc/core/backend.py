@@ -40,6 +40,7 @@ from acc.core.events import CacheEvent, EventHub, Listener
 from acc.core.expiration import ExpirationTime
 from acc.core.flow.coalesce import SingleFlight
 from acc.core.flow.driver import RequestFlow
+from acc.core.flow.entries import carries_cookies, unservable, without_cookies
 from acc.core.flow.explain import ProbeCallable, explain_request
 from acc.core.flow.outcome import CacheResult
 from acc.core.flow.refresh import BackgroundRefreshes
@@ -135,6 +136,13 @@ class CacheBackend:
         match_headers: Key requests by the values of these headers only.
         ignored_params: Parameter and header names left out of keys and redacted
             where stored (query, form fields, top-level JSON keys, headers).
+        credential_headers: Request headers that are credentials, besides
+            ``Authorization``, ``Proxy-Authorization``, ``Cookie``, ``X-Api-Key``,
+            ``Api-Key``, ``X-Auth-Token`` and ``X-Access-Token``: requests are keyed by a
+            hash of their values (one user never gets another's response) and the values
+            are never stored.
+        credential_params: Query parameters that are credentials (an API key in the
+            URL): keyed by a hash of their values, and redacted wherever a URL is stored.
         cache_control: Follow HTTP caching headers as a private cache (RFC 9111):
             request and response ``Cache-Control``, ``Expires``, ``Age``, ``Vary``,
             heuristic freshness. See the expiration page of the docs.
@@ -150,6 +158,11 @@ class CacheBackend:
             ``False``). RFC 5861 §3.
         secret_key: Sign entries with HMAC-SHA256; a list rotates keys (the first
             signs, all verify). Unsigned or badly signed entries read as misses.
+        store_cookies: Keep ``Set-Cookie`` in stored responses (of the final response
+            and of every redirect hop), and restore those cookies into the client's
+            cookie jar on hits, as aiohttp-client-cache does. Off by default: one
+            request's cookies are never replayed into another session. Only for a cache
+            that one user's session alone uses (a single-user script).
         autoclose: Close the backend when the session using it closes.
         strict: Raise :class:`BackendUnavailable` on storage failures instead of
             failing open.
@@ -185,12 +198,15 @@ class CacheBackend:
         include_headers: bool = False,
         match_headers: Iterable[str] | None = None,
         ignored_params: Iterable[str] = (),
+        credential_headers: Iterable[str] = (),
+        credential_params: Iterable[str] = (),
         cache_control: bool = False,
         filter_fn: Callable[[CachedResponse], bool | Awaitable[bool]] | None = None,
         key_fn: Callable[[CacheRequest], str] | None = None,
         stale_if_error: bool | float | timedelta = False,
         stale_while_revalidate: bool | float | timedelta = False,
         secret_key: str | bytes | Sequence[str | bytes] | None = None,
+        store_cookies: bool = False,
         autoclose: bool = True,
         strict: bool = False,
         responses: BaseCache | None = None,
@@ -209,12 +225,15 @@ class CacheBackend:
             include_headers=include_headers,
             match_headers=match_headers,
             ignored_params=ignored_params,
+            credential_headers=credential_headers,
+            credential_params=credential_params,
             cache_control=cache_control,
             filter_fn=filter_fn,
             key_fn=key_fn,
             stale_if_error=stale_if_error,
             stale_while_revalidate=stale_while_revalidate,
             secret_key=secret_key,
+            store_cookies=store_cookies,
             autoclose=autoclose,
             strict=strict,
         )
@@ -452,21 +471,26 @@ class CacheBackend:
         hits (use :meth:`fetch`, or a client binding, for that). A miss on ``responses``
         looks in ``redirects``: an alias names the key the entry is stored under; a vary
         record names the request headers that select a variant (see
-        :mod:`acc.core.http.vary`), which ``request_headers`` give values to. An entry that
-        cannot be decoded is deleted and counted in ``stats.errors``; it reads as
-        ``None``, never an exception.
+        :mod:`acc.core.http.vary`), which ``request_headers`` give values to. Whatever
+        goes wrong with what storage holds (a value that is not an entry, is not bytes,
+        does not verify, or could not be served: see
+        :func:`acc.core.flow.entries.unservable`), the value is deleted, counted in
+        ``stats.errors`` and logged once; it reads as ``None``, never an exception.
         """
         self._check_open()
         try:
             data = await self.responses.read(key)
             if data is None:
-                target = await self.redirects.read(key)
-                if target is not None:
-                    record = decode_vary_record(target)
-                    if record is None:
-                        key = target.decode("utf-8", "replace")
+                found = await self.redirects.read(key)
+                if found is not None:
+                    lead = self._lead(key, found)
+                    if lead is None:
+                        await self._discard(self.redirects, key, "redirect record")
+                        return None
+                    if isinstance(lead, VaryRecord):
+                        key = variant_key(key, lead.names, request_headers)
                     else:
-                        key = variant_key(key, record.names, request_headers)
+                        key = lead
                     data = await self.responses.read(key)
         except Exception as exc:
             self._storage_failed("read", exc)
@@ -475,13 +499,19 @@ class CacheBackend:
             self._storage_ok()
         if data is None:
             return None
-        self.stats.bytes_read += len(data)
+        if type(data) is bytes:  # anything else is a hostile value: the decode says so
+            self.stats.bytes_read += len(data)
         memo = self._decoded
         entry = None if memo is None else memo.get(key, data)
         if entry is None:
             try:
                 entry = self.codec.decode(data, key=key)
-            except DecodeError as exc:
+                problem = unservable(entry)
+                if problem is not None:
+                    raise DecodeError(f"it cannot be served: {problem}")
+                if not self.settings.store_cookies and carries_cookies(entry):
+                    entry = without_cookies(entry)  # written by a store_cookies=True cache
+            except Exception as exc:  # whatever storage holds, never an error to the caller
                 self.stats.errors += 1
                 logger.warning("acc: discarding unreadable entry %s: %s", key, exc)
                 if self.events.listeners:
@@ -538,7 +568,8 @@ class CacheBackend:
                 await self._record_variant(key, names, store_key, expires_at)
             for alias in aliases:
                 if alias != key:
-                    await self.redirects.write(alias, key.encode(), expires_at=expires_at)
+                    record = self.codec.encode_record(key.encode(), key=alias)
+                    await self.redirects.write(alias, record, expires_at=expires_at)
         except EntryTooLarge as exc:
             logger.debug("acc: not storing %s: %s", key, exc)  # the store logged why
             return False
@@ -562,12 +593,27 @@ class CacheBackend:
         """Point ``key`` at its variants: drop a plain entry there, update the vary record."""
         await self.responses.delete(key)
         previous = await self.redirects.read(key)
-        record = decode_vary_record(previous) if previous is not None else None
+        lead = self._lead(key, previous) if previous is not None else None
         variants: tuple[str, ...] = ()
-        if record is not None and record.names == names:
-            variants = tuple(v for v in record.variants if v != store_key)
+        if isinstance(lead, VaryRecord) and lead.names == names:
+            variants = tuple(v for v in lead.variants if v != store_key)
         record = VaryRecord(names=names, variants=(*variants, store_key))
-        await self.redirects.write(key, encode_vary_record(record), expires_at=expires_at)
+        data = self.codec.encode_record(encode_vary_record(record), key=key)
+        await self.redirects.write(key, data, expires_at=expires_at)
+
+    def _lead(self, key: str, data: bytes) -> str | VaryRecord | None:
+        """Where the ``redirects`` record found under ``key`` leads.
+
+        The key of the entry an alias stands for, a vary record, or ``None`` when the
+        record does not verify under ``key`` (corrupt, moved, forged, or unsigned when a
+        ``secret_key`` is set): see :meth:`Codec.encode_record`.
+        """
+        try:
+            payload = self.codec.decode_record(data, key=key)
+        except DecodeError:
+            return None
+        record = decode_vary_record(payload)
+        return record if record is not None else payload.decode("utf-8", "replace")
 
     async def invalidate(self, keys: Iterable[str]) -> None:
         """Delete the entries under ``keys``, their variants and what their aliases name.
@@ -580,14 +626,12 @@ class CacheBackend:
         keys = list(dict.fromkeys(keys))
         doomed = set(keys)
         try:
-            for _key, found in zip(keys, await self.redirects.read_many(keys), strict=True):
-                if found is None:
-                    continue
-                record = decode_vary_record(found)
-                if record is None:
-                    doomed.add(found.decode("utf-8", "replace"))
-                else:
-                    doomed.update(record.variants)
+            for key, found in zip(keys, await self.redirects.read_many(keys), strict=True):
+                lead = self._lead(key, found) if found is not None else None
+                if isinstance(lead, VaryRecord):
+                    doomed.update(lead.variants)
+                elif lead is not None:
+                    doomed.add(lead)
             await self.responses.bulk_delete(doomed)
             await self.redirects.bulk_delete(keys)
         except Exception as exc:
@@ -626,6 +670,15 @@ class CacheBackend:
     async def _delete_quietly(self, key: str) -> None:
         try:
             await self.responses.delete(key)
+        except Exception as exc:
+            self._storage_failed("delete", exc)
+
+    async def _discard(self, store: BaseCache, key: str, what: str) -> None:
+        """Delete an unreadable value found in ``store``: counted, logged once, never raised."""
+        self.stats.errors += 1
+        logger.warning("acc: discarding unreadable %s %s", what, key)
+        try:
+            await store.delete(key)
         except Exception as exc:
             self._storage_failed("delete", exc)
 
@@ -670,13 +723,13 @@ class CacheBackend:
         doomed = set(keys)
         if keys:
             # A key whose response varies leads to its variants through a vary record.
-            for found in await self.redirects.read_many(list(keys)):
-                record = decode_vary_record(found) if found is not None else None
-                if record is not None:
-                    doomed.update(record.variants)
+            for key, found in zip(keys, await self.redirects.read_many(list(keys)), strict=True):
+                lead = self._lead(key, found) if found is not None else None
+                if isinstance(lead, VaryRecord):
+                    doomed.update(lead.variants)
         deleted = 0
         now = self.now()
-        ignored = self.settings.ignored_params
+        ignored = self.settings.redacted_params
         wanted_urls = {normalize_url(u, ignored) for u in urls} if urls else set()
         bulk = expired or older_than is not None or bool(wanted_urls)
         if expired:
@@ -720,11 +773,11 @@ class CacheBackend:
         """
         leads: list[tuple[str, tuple[str, ...]]] = []
         async for key, target in self.redirects.items():
-            record = decode_vary_record(target)
-            if record is None:
-                leads.append((key, (target.decode("utf-8", "replace"),)))
-            else:
-                leads.append((key, record.variants))
+            lead = self._lead(key, target)
+            if isinstance(lead, VaryRecord):
+                leads.append((key, lead.variants))
+            else:  # an alias, or a record that does not verify: it leads nowhere
+                leads.append((key, () if lead is None else (lead,)))
         unknown = sorted({t for _key, targets in leads for t in targets} - doomed)
         present: set[str] = set()
         for start in range(0, len(unknown), _SWEEP_BATCH):

@@ -3,7 +3,7 @@
 Layout of an entry (all integers big-endian)::
 
     b"ACC" | version: u8 | flags: u8 | meta_len: u32 | body_len: u64
-          | [hmac: 32 bytes] | meta | body
+          | check: crc32 (4 bytes) or, with FLAG_SIGNED, hmac (32 bytes) | meta | body
 
 * ``meta`` is a compact JSON array: a schema tag first, then every attrs field of
   :class:`CachedResponse` but the body, in declaration order. Each value has a plain
@@ -16,14 +16,29 @@ Layout of an entry (all integers big-endian)::
 * ``body`` follows as it is, so decoding copies it once (one slice) and never
   re-encodes it; ``body_len`` lets a truncated unsigned entry be told from a shorter
   body;
-* with ``FLAG_SIGNED`` an HMAC-SHA256 follows the fixed header; it covers that header,
-  the cache key the entry is stored under, the metadata and the body, and is checked
-  before anything else is parsed.
+* an integrity check follows the fixed header, in every entry: a CRC-32 when unsigned,
+  an HMAC-SHA256 with ``FLAG_SIGNED``. Either covers that header, the cache key the entry
+  is stored under, the metadata and the body, and is checked before anything else is
+  parsed: a flipped bit, a truncation, or an entry moved to another key reads as a miss.
+  The CRC-32 detects corruption, not forgery (anyone can compute one); only a signature
+  tells an entry acc wrote from one someone else wrote. Checking it costs about a
+  microsecond per kilobyte, once per decode.
+
+*Records* (what the ``redirects`` store holds: a redirect alias naming the key of the
+entry it stands for, or a vary record) have an envelope of their own, checked the same
+way under the key they are stored under (:meth:`Codec.encode_record`)::
+
+    b"ACR" | version: u8 | flags: u8 | payload_len: u32
+          | check: crc32 (4 bytes) or, with FLAG_SIGNED, hmac (32 bytes) | payload
+
+So an alias or a vary record written for one key, and moved or pointed elsewhere, reads
+as a miss; with ``secret_key``, so does one that acc did not write.
 
 Anything that is not a well-formed entry of a known version, signed by one of the
 configured keys when keys are configured, raises :class:`DecodeError`. The façade turns
 that into a miss: the caller never sees it. Entries of format version 1 (cattrs and a
-JSON object) are such entries: after an upgrade they are misses, fetched and stored again.
+JSON object) and 2 (no integrity check when unsigned) are such entries: after an upgrade
+they are misses, fetched and stored again.
 """
 
 from __future__ import annotations
@@ -35,6 +50,7 @@ import json.scanner
 import struct
 import types
 import typing
+import zlib
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from itertools import chain
@@ -45,14 +61,20 @@ import attrs
 from acc.core.errors import AccError
 from acc.core.models import CachedResponse
 
-__all__ = ["FORMAT_VERSION", "Codec", "DecodeError"]
+__all__ = ["FORMAT_VERSION", "RECORD_VERSION", "Codec", "DecodeError"]
 
 MAGIC: Final = b"ACC"
-FORMAT_VERSION: Final = 2
+FORMAT_VERSION: Final = 3
 FLAG_SIGNED: Final = 0x01
 _HEADER: Final = struct.Struct(">3sBBIQ")
 _HEADER_SIZE: Final = _HEADER.size
 _DIGEST_SIZE: Final = 32
+_CRC: Final = struct.Struct(">I")
+_CRC_SIZE: Final = _CRC.size
+RECORD_MAGIC: Final = b"ACR"
+RECORD_VERSION: Final = 1
+_RECORD_HEADER: Final = struct.Struct(">3sBBI")
+_RECORD_HEADER_SIZE: Final = _RECORD_HEADER.size
 _BODY_FIELD: Final = "body"
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -291,6 +313,26 @@ def _key_field(key: str) -> bytes:
     return len(encoded).to_bytes(4, "big") + encoded
 
 
+def _as_bytes(data: object) -> bytes:
+    """``data`` as bytes if it is a bytes-like value; a store may hand back anything."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    raise DecodeError(f"stored value is a {type(data).__name__}, not bytes")
+
+
+def _crc_matches(data: bytes, key: str) -> bool:
+    """Whether the CRC-32 after the header of unsigned ``data`` covers it under ``key``.
+
+    The caller has checked that ``data`` holds the header and the CRC.
+    """
+    view = memoryview(data)
+    check = zlib.crc32(view[:_HEADER_SIZE])
+    check = zlib.crc32(_key_field(key), check)
+    check = zlib.crc32(view[_HEADER_SIZE + _CRC_SIZE :], check)
+    stored: int = _CRC.unpack_from(data, _HEADER_SIZE)[0]
+    return check == stored
+
+
 class Codec:
     """Encodes and decodes entries, signing them when secret keys are given.
 
@@ -323,7 +365,9 @@ class Codec:
         body = response.body
         if not self._keys:
             header = _HEADER.pack(MAGIC, FORMAT_VERSION, 0, len(meta), len(body))
-            return b"".join((header, meta, body))
+            check = zlib.crc32(_key_field(key), zlib.crc32(header))
+            check = zlib.crc32(body, zlib.crc32(meta, check))
+            return b"".join((header, _CRC.pack(check), meta, body))
         header = _HEADER.pack(MAGIC, FORMAT_VERSION, FLAG_SIGNED, len(meta), len(body))
         mac = hmac.new(self._keys[0], header, hashlib.sha256)
         mac.update(_key_field(key))
@@ -331,14 +375,78 @@ class Codec:
         mac.update(body)
         return b"".join((header, mac.digest(), meta, body))
 
+    def encode_record(self, payload: bytes, *, key: str) -> bytes:
+        """Return the stored form of a record (an alias, a vary record) kept under ``key``.
+
+        Its check (CRC-32, or HMAC-SHA256 when signing) covers ``key``, so the record
+        answers for that key only.
+        """
+        if not self._keys:
+            header = _RECORD_HEADER.pack(RECORD_MAGIC, RECORD_VERSION, 0, len(payload))
+            check = zlib.crc32(payload, zlib.crc32(_key_field(key), zlib.crc32(header)))
+            return b"".join((header, _CRC.pack(check), payload))
+        header = _RECORD_HEADER.pack(RECORD_MAGIC, RECORD_VERSION, FLAG_SIGNED, len(payload))
+        mac = hmac.new(self._keys[0], header, hashlib.sha256)
+        mac.update(_key_field(key))
+        mac.update(payload)
+        return b"".join((header, mac.digest(), payload))
+
+    def decode_record(self, data: bytes, *, key: str) -> bytes:
+        """Return the payload of a record read under ``key``.
+
+        Raises:
+            DecodeError: ``data`` is not a record of this codec written for ``key``
+                (corrupt, moved from another key, unsigned or badly signed).
+        """
+        if type(data) is not bytes:
+            data = _as_bytes(data)
+        if len(data) < _RECORD_HEADER_SIZE:
+            raise DecodeError("record is truncated")
+        magic, version, flags, length = _RECORD_HEADER.unpack_from(data)
+        if magic != RECORD_MAGIC:
+            raise DecodeError("record has no acc header")
+        if version != RECORD_VERSION:
+            raise DecodeError(f"record version {version} is not supported")
+        if flags not in (0, FLAG_SIGNED):
+            raise DecodeError(f"record has unknown flags {flags:#x}")
+        if bool(flags) != bool(self._keys):
+            raise DecodeError(
+                "record is signed but no secret_key is configured"
+                if flags
+                else "record is not signed but a secret_key is configured"
+            )
+        offset = _RECORD_HEADER_SIZE + (_DIGEST_SIZE if flags else _CRC_SIZE)
+        if offset + length != len(data):
+            raise DecodeError("record length does not match its header (truncated?)")
+        view = memoryview(data)
+        header, key_field = view[:_RECORD_HEADER_SIZE], _key_field(key)
+        if flags:
+            digest = view[_RECORD_HEADER_SIZE:offset]
+            for secret in self._keys:
+                mac = hmac.new(secret, header, hashlib.sha256)
+                mac.update(key_field)
+                mac.update(view[offset:])
+                if hmac.compare_digest(mac.digest(), digest):
+                    break
+            else:
+                raise DecodeError("record signature does not match any secret_key")
+        else:
+            check = zlib.crc32(view[offset:], zlib.crc32(key_field, zlib.crc32(header)))
+            if check != _CRC.unpack_from(data, _RECORD_HEADER_SIZE)[0]:
+                raise DecodeError("record checksum does not match (corrupt, or another key's)")
+        return data[offset:]
+
     def decode(self, data: bytes, *, key: str = "") -> CachedResponse:
         """Return the response stored in ``data`` under ``key``.
 
         The body is one slice of ``data`` (a single copy, however large it is).
 
         Raises:
-            DecodeError: ``data`` is not a valid entry for this codec.
+            DecodeError: ``data`` is not a valid entry for this codec (a value that is not
+                bytes at all included).
         """
+        if type(data) is not bytes:
+            data = _as_bytes(data)
         if len(data) < _HEADER_SIZE:
             raise DecodeError("entry is truncated")
         magic, version, flags, meta_len, body_len = _HEADER.unpack_from(data)
@@ -346,22 +454,24 @@ class Codec:
             raise DecodeError("entry has no acc header")
         if version != FORMAT_VERSION:
             raise DecodeError(f"entry format version {version} is not supported")
-        offset = _HEADER_SIZE
         if flags:
             if flags != FLAG_SIGNED:
                 raise DecodeError(f"entry has unknown flags {flags:#x}")
             if not self._keys:
                 raise DecodeError("entry is signed but no secret_key is configured")
-            offset += _DIGEST_SIZE
-            if len(data) < offset:
-                raise DecodeError("entry is truncated")
-            if not self._verify(data, offset, key):
-                raise DecodeError("entry signature does not match any secret_key")
+            offset = _HEADER_SIZE + _DIGEST_SIZE
         elif self._keys:
             raise DecodeError("entry is not signed but a secret_key is configured")
+        else:
+            offset = _HEADER_SIZE + _CRC_SIZE
         meta_end = offset + meta_len
         if meta_end + body_len != len(data):
             raise DecodeError("entry length does not match its header (truncated?)")
+        if flags:
+            if not self._verify(data, offset, key):
+                raise DecodeError("entry signature does not match any secret_key")
+        elif not _crc_matches(data, key):
+            raise DecodeError("entry checksum does not match (corrupt, or moved from another key)")
         try:
             meta = _loads(str(data[offset:meta_end], "utf-8", "surrogatepass"))
             return _RESPONSE_SCHEMA.load(meta, data[meta_end:])  # type: ignore[no-any-return]
@@ -382,7 +492,7 @@ class Codec:
             magic, version, flags, meta_len, _body_len = _HEADER.unpack_from(data)
             if magic != MAGIC or version != FORMAT_VERSION:
                 raise ValueError("not an entry of this format")
-            offset = _HEADER_SIZE + (_DIGEST_SIZE if flags & FLAG_SIGNED else 0)
+            offset = _HEADER_SIZE + (_DIGEST_SIZE if flags & FLAG_SIGNED else _CRC_SIZE)
             meta = _loads(str(data[offset : offset + meta_len], "utf-8", "surrogatepass"))
             micros = meta[_RESPONSE_SCHEMA.positions["expires"]]
         except Exception as exc:

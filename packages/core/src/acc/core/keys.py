@@ -9,11 +9,16 @@ Rules this module keeps:
 2. The URL is normalised here, with the standard library, so that the session adapter
    and the façade (``delete_url``, ``has_url``) agree on it: scheme and host in lower
    case, default ports dropped, the fragment dropped, query parameters decoded, sorted
-   and re-encoded one way.
-3. A request that carries a credential (``Authorization``, ``Proxy-Authorization``, a
-   ``Cookie`` header, ``auth=``, ``cookies=``) is keyed by a hash of that credential, so
+   by name and re-encoded one way. The sort is by name only and stable: the values of a
+   repeated name keep their order (``?a=1&a=2`` is not ``?a=2&a=1``: most servers read
+   the first), and so do the values of a repeated form field.
+3. A request that carries a credential (a header of :data:`CREDENTIAL_HEADERS`:
+   ``Authorization``, ``Proxy-Authorization``, ``Cookie`` and the common API-key headers;
+   ``auth=``, ``cookies=``; user info; and the headers and query parameters named in
+   ``credential_headers``/``credential_params``) is keyed by a hash of that credential, so
    one user is never served another's response. The credential itself never leaves this
-   module: the key is a hash and stored request headers are redacted.
+   module: the key is a hash, a credential parameter leaves the normalised URL, and
+   stored URLs and request headers are redacted.
 4. Names in ``ignored_params`` leave the key wherever they appear: query, form fields,
    top-level JSON keys and header names; their values are redacted where stored.
 5. Keys are stable across releases. ``tests/core/test_keys.py`` pins sample keys; a
@@ -52,9 +57,23 @@ __all__ = [
     "redact_url",
 ]
 
-KEY_VERSION: Final = b"acc-key-1"
+KEY_VERSION: Final = b"acc-key-2"
+"""Mixed into every key. ``acc-key-2``: repeated query parameters and form fields keep
+their order (``acc-key-1`` sorted them by value too)."""
 REDACTED: Final = "REDACTED"
-CREDENTIAL_HEADERS: Final = frozenset({"authorization", "proxy-authorization", "cookie"})
+CREDENTIAL_HEADERS: Final = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "x-api-key",
+        "api-key",
+        "x-auth-token",
+        "x-access-token",
+    }
+)
+"""Request headers that are credentials by default (lower case); ``credential_headers=``
+adds to them."""
 _CREDENTIAL_KINDS: Final = {"auth": "authorization", "cookie": "cookie"}
 """Prefixes of ``CacheRequest.credentials`` items, and the header each stands for."""
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443, "ws": 80, "wss": 443}
@@ -88,11 +107,21 @@ class CacheRequest:
 
 @attrs.frozen(slots=True, cache_hash=True)
 class KeySettings:
-    """The settings that change how requests are keyed (hashable: memo caches use it)."""
+    """The settings that change how requests are keyed (hashable: memo caches use it).
+
+    Attributes:
+        ignored_params: Names left out of the key wherever they appear.
+        include_headers: Key by every request header (credentials aside).
+        match_headers: Key by these headers' values.
+        credential_headers: Request headers (lower case) keyed by a hash, as credentials.
+        credential_params: Query parameters keyed by a hash, as credentials.
+    """
 
     ignored_params: frozenset[str] = frozenset()
     include_headers: bool = False
     match_headers: tuple[str, ...] = ()
+    credential_headers: frozenset[str] = CREDENTIAL_HEADERS
+    credential_params: frozenset[str] = frozenset()
 
 
 def _field(tag: bytes, value: bytes) -> bytes:
@@ -132,8 +161,12 @@ def _normalize(url: str, ignored_params: frozenset[str]) -> str:
     query = parse_qsl(parts.query, keep_blank_values=True)
     if ignored_params:
         query = [(k, v) for k, v in query if k not in ignored_params]
-    query.sort()
+    query.sort(key=_name)  # stable: a repeated name's values keep their order (rule 2)
     return urlunsplit((scheme, netloc, path, urlencode(query, quote_via=quote), ""))
+
+
+def _name(pair: tuple[str, str]) -> str:
+    return pair[0]
 
 
 def _json_key_text(key: Any) -> str:
@@ -167,7 +200,7 @@ def _canonical_json(value: Any, ignored: frozenset[str]) -> bytes:
 
 
 def _canonical_form(pairs: Iterable[tuple[Any, Any]], ignored: frozenset[str]) -> bytes:
-    kept = sorted((str(k), str(v)) for k, v in pairs if str(k) not in ignored)
+    kept = sorted(((str(k), str(v)) for k, v in pairs if str(k) not in ignored), key=_name)
     return b"".join(_field(b"k", k.encode()) + _field(b"v", v.encode()) for k, v in kept)
 
 
@@ -189,15 +222,16 @@ def _header_fields(request: CacheRequest, settings: KeySettings) -> bytes:
     if not settings.include_headers and not settings.match_headers:
         return b""
     ignored = {name.lower() for name in settings.ignored_params}
+    credentials = settings.credential_headers
     selected: list[tuple[str, str]] = []
     if settings.include_headers:
         selected = [
             (name.lower(), value)
             for name, value in request.headers
-            if name.lower() not in ignored and name.lower() not in CREDENTIAL_HEADERS
+            if name.lower() not in ignored and name.lower() not in credentials
         ]
     elif settings.match_headers:
-        wanted = {name.lower() for name in settings.match_headers} - ignored - CREDENTIAL_HEADERS
+        wanted = {name.lower() for name in settings.match_headers} - ignored - credentials
         present = {name.lower() for name, _ in request.headers}
         selected = [(n.lower(), v) for n, v in request.headers if n.lower() in wanted]
         selected += [(name, "\x00absent") for name in wanted - present]
@@ -205,14 +239,33 @@ def _header_fields(request: CacheRequest, settings: KeySettings) -> bytes:
     return b"".join(_field(b"h", n.encode()) + _field(b"v", v.encode()) for n, v in selected)
 
 
-def credential_digest(request: CacheRequest, ignored_params: frozenset[str] = frozenset()) -> bytes:
-    """Return a digest of the request's credentials, or ``b""`` when it carries none."""
+def credential_digest(
+    request: CacheRequest,
+    ignored_params: frozenset[str] = frozenset(),
+    credential_headers: frozenset[str] = CREDENTIAL_HEADERS,
+    credential_params: frozenset[str] = frozenset(),
+) -> bytes:
+    """Return a digest of the request's credentials, or ``b""`` when it carries none.
+
+    Args:
+        request: The request.
+        ignored_params: Names that do not count (an ignored credential is no credential).
+        credential_headers: The request headers that are credentials (lower case).
+        credential_params: The query parameters that are credentials.
+    """
     ignored = {name.lower() for name in ignored_params}
     material = [
         f"{name.lower()}\x00{value}"
         for name, value in request.headers
-        if name.lower() in CREDENTIAL_HEADERS and name.lower() not in ignored
+        if name.lower() in credential_headers and name.lower() not in ignored
     ]
+    wanted_params = credential_params - ignored_params
+    if wanted_params and "?" in request.url:
+        material.extend(
+            f"param\x00{name}={value}"
+            for name, value in parse_qsl(urlsplit(request.url).query, keep_blank_values=True)
+            if name in wanted_params
+        )
     userinfo = urlsplit(request.url).netloc.rpartition("@") if "@" in request.url else ("", "", "")
     if userinfo[1]:
         material.append(f"userinfo\x00{userinfo[0]}")
@@ -253,21 +306,27 @@ def _plain_key(method: str, url: str, settings: KeySettings) -> str:
 
 def _key(request: CacheRequest, settings: KeySettings) -> str:
     ignored = settings.ignored_params
+    credential_params = settings.credential_params
+    digest = credential_digest(request, ignored, settings.credential_headers, credential_params)
     material = b"".join(
         (
             KEY_VERSION,
             _field(b"M", request.method.upper().encode()),
-            _field(b"U", normalize_url(request.url, ignored).encode()),
+            _field(b"U", normalize_url(request.url, ignored | credential_params).encode()),
             _body_field(request, ignored),
             _field(b"H", _header_fields(request, settings)),
-            _field(b"C", credential_digest(request, ignored)),
+            _field(b"C", digest),
         )
     )
     return hashlib.blake2b(material, digest_size=16).hexdigest()
 
 
 def redact_url(url: str, ignored_params: frozenset[str]) -> str:
-    """Return ``url`` without user info and with ignored parameters' values redacted."""
+    """Return ``url`` without user info and with ignored parameters' values redacted.
+
+    ``ignored_params`` are the names whose values go: ``ignored_params`` and
+    ``credential_params`` alike. ``url`` may be relative (a ``Location`` header).
+    """
     parts = urlsplit(url)
     netloc = parts.netloc.rpartition("@")[2]
     query = parts.query
@@ -282,9 +341,13 @@ def redact_url(url: str, ignored_params: frozenset[str]) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-def redact_headers(headers: HeaderPairs, ignored_params: frozenset[str]) -> HeaderPairs:
+def redact_headers(
+    headers: HeaderPairs,
+    ignored_params: frozenset[str],
+    credential_headers: frozenset[str] = CREDENTIAL_HEADERS,
+) -> HeaderPairs:
     """Return request headers with credentials and ignored names' values redacted."""
-    hidden = CREDENTIAL_HEADERS | {name.lower() for name in ignored_params}
+    hidden = credential_headers | {name.lower() for name in ignored_params}
     return tuple((n, REDACTED if n.lower() in hidden else v) for n, v in headers)
 
 

@@ -28,9 +28,9 @@ from acc.core.expiration import (
     validate_expiration,
 )
 from acc.core.http.decisions import UNSET, _Unset
-from acc.core.keys import KeySettings
+from acc.core.keys import CREDENTIAL_HEADERS, KeySettings
 
-__all__ = ["CacheSettings"]
+__all__ = ["CacheSettings", "check_cache_name"]
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "QUERY"})
 
@@ -45,6 +45,26 @@ def _names(value: object, argument: str) -> tuple[str, ...]:
         if not isinstance(name, str) or not name:
             raise ConfigError(argument, f"names must be non-empty strings, not {name!r}")
     return names
+
+
+def check_cache_name(value: object) -> str:
+    """Check a cache name: a non-empty string a file system, a key prefix or a database takes.
+
+    A NUL byte is refused (no file name, SQLite path or database name may hold one, so
+    every request would fail open), and so is text that cannot be written as UTF-8.
+
+    Raises:
+        ConfigError: An invalid name, naming ``cache_name``.
+    """
+    if not isinstance(value, str) or not value:
+        raise ConfigError("cache_name", f"expected a non-empty string, not {value!r}")
+    if "\x00" in value:
+        raise ConfigError("cache_name", f"must not contain a NUL character: {value!r}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError("cache_name", f"must be valid Unicode text, not {value!r}") from None
+    return value
 
 
 def _flag(value: object, argument: str) -> bool:
@@ -140,9 +160,22 @@ class CacheSettings:
     stale_if_error: bool | float = False
     stale_while_revalidate: bool | float = False
     secret_key: tuple[str | bytes, ...] = ()
+    store_cookies: bool = False
     autoclose: bool = True
     strict: bool = False
+    credential_headers: frozenset[str] = CREDENTIAL_HEADERS
+    credential_params: frozenset[str] = frozenset()
     key_settings: KeySettings = attrs.field(factory=KeySettings)
+
+    @property
+    def redacted_params(self) -> frozenset[str]:
+        """Query parameters (form fields, JSON keys) whose values are never stored."""
+        return self.ignored_params | self.credential_params
+
+    @property
+    def redacted_headers(self) -> frozenset[str]:
+        """Request headers (lower case) whose values are never stored."""
+        return self.credential_headers | {name.lower() for name in self.ignored_params}
 
     @classmethod
     def build(
@@ -156,18 +189,20 @@ class CacheSettings:
         include_headers: object = False,
         match_headers: object = None,
         ignored_params: object = (),
+        credential_headers: object = (),
+        credential_params: object = (),
         cache_control: object = False,
         filter_fn: object = None,
         key_fn: object = None,
         stale_if_error: object = False,
         stale_while_revalidate: object = False,
         secret_key: object = None,
+        store_cookies: object = False,
         autoclose: object = True,
         strict: object = False,
     ) -> CacheSettings:
         """Check every option and return the settings; ``ConfigError`` on the first bad one."""
-        if not isinstance(cache_name, str) or not cache_name:
-            raise ConfigError("cache_name", f"expected a non-empty string, not {cache_name!r}")
+        cache_name = check_cache_name(cache_name)
         ignored = frozenset(_names(ignored_params, "ignored_params"))
         include = _flag(include_headers, "include_headers")
         match = _names(match_headers, "match_headers")
@@ -177,6 +212,10 @@ class CacheSettings:
             )
         expire_after_set = not isinstance(expire_after, _Unset)
         allowed_codes_set = allowed_codes is not None
+        secret_headers = CREDENTIAL_HEADERS | {
+            name.lower() for name in _names(credential_headers, "credential_headers")
+        }
+        secret_params = frozenset(_names(credential_params, "credential_params"))
         return cls(
             cache_name=cache_name,
             expire_after=(
@@ -201,9 +240,16 @@ class CacheSettings:
             stale_if_error=_stale_window(stale_if_error, "stale_if_error"),
             stale_while_revalidate=_stale_window(stale_while_revalidate, "stale_while_revalidate"),
             secret_key=_secret_key(secret_key),
+            store_cookies=_flag(store_cookies, "store_cookies"),
             autoclose=_flag(autoclose, "autoclose"),
             strict=_flag(strict, "strict"),
+            credential_headers=secret_headers,
+            credential_params=secret_params,
             key_settings=KeySettings(
-                ignored_params=ignored, include_headers=include, match_headers=match
+                ignored_params=ignored,
+                include_headers=include,
+                match_headers=match,
+                credential_headers=secret_headers,
+                credential_params=secret_params,
             ),
         )

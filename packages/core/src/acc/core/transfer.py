@@ -42,6 +42,7 @@ import cattrs
 
 from acc.core._version import __version__
 from acc.core.backend import CacheBackend
+from acc.core.codec import DecodeError
 from acc.core.errors import ConfigError
 from acc.core.expiration import NEVER_EXPIRE, ExpirationTime, expires_at
 from acc.core.http.policy import entry_storage_expiry
@@ -171,9 +172,13 @@ async def export_records(
             continue
         yield {"type": "entry", "key": stored.key, "entry": entry_to_json(stored.entry)}
     async for key, value in backend.redirects.items():
-        record = decode_vary_record(value)
+        try:  # aliases and vary records are codec records bound to their key
+            payload = backend.codec.decode_record(value, key=key)
+        except DecodeError:
+            continue  # unreadable (corrupt, moved, forged): not exported, like entries
+        record = decode_vary_record(payload)
         if record is None:
-            yield {"type": "alias", "key": key, "target": value.decode("utf-8", "replace")}
+            yield {"type": "alias", "key": key, "target": payload.decode("utf-8", "replace")}
         else:
             yield {
                 "type": "vary",
@@ -243,7 +248,8 @@ async def apply_records(
             raise ConfigError("input", f"unknown record type {kind!r}")
     await _write(backend, entries, counts)
     for key, value in links:
-        await backend.redirects.write(key, value, expires_at=None)
+        stored = backend.codec.encode_record(value, key=key)
+        await backend.redirects.write(key, stored, expires_at=None)
         counts.aliases += 1
     return counts
 
@@ -492,6 +498,7 @@ async def apply_har_batch(
             aliases.append((key, value))
     await _write(backend, entries, counts)
     for key, target in aliases:
-        await backend.redirects.write(key, target.encode("utf-8"), expires_at=None)
+        stored = backend.codec.encode_record(target.encode("utf-8"), key=key)
+        await backend.redirects.write(key, stored, expires_at=None)
         counts.aliases += 1
     return counts

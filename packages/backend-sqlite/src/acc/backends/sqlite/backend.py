@@ -40,6 +40,8 @@ def sqlite_path(name: str | os.PathLike[str]) -> Path:
         raise ConfigError("cache_name", f"expected a path or ':memory:', not {name!r}") from None
     if not isinstance(text, str) or not text.strip():
         raise ConfigError("cache_name", f"expected a path or ':memory:', not {name!r}")
+    if "\x00" in text:
+        raise ConfigError("cache_name", f"a path cannot contain a NUL character: {name!r}")
     if text == MEMORY:
         return Path(MEMORY)
     path = Path(text).expanduser()
@@ -56,7 +58,9 @@ class SQLiteBackend(CacheBackend):
 
     Args:
         cache_name: The database file: ``~`` is expanded, a name without a suffix gets
-            ``.sqlite``, missing parent folders are created when it is first opened.
+            ``.sqlite``, missing parent folders are created when it is first opened. What
+            acc creates only its owner may read: the file (and SQLite's ``-wal`` and
+            ``-shm`` files) ``0600``, the folders ``0700``.
             ``":memory:"`` keeps the cache in memory, for as long as the backend is open.
         busy_timeout: Seconds to wait for another connection's write lock (default 5).
         fast_save: ``PRAGMA synchronous = OFF``: faster writes, but a power failure (not

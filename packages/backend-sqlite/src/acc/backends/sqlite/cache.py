@@ -39,6 +39,7 @@ the worker thread, which waits and retries as before.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import re
@@ -74,6 +75,8 @@ _READER_MMAP_SIZE = 256 * 1024 * 1024  # bytes of the file the loop-thread reade
 _LOOP_READ_MAX = 16 * 1024 * 1024  # larger values are read by the worker thread
 _LOOP_WRITE_MAX = 64 * 1024  # larger values are written by the worker thread
 _LOOP_WRITE_BUDGET = 4 * 1024 * 1024  # bytes written on the loop between two checkpoints
+_FILE_MODE = 0o600  # a database file acc creates: its owner only (the WAL and SHM follow)
+_FOLDER_MODE = 0o700  # a folder acc creates for it
 
 
 def _is_locked(exc: sqlite3.OperationalError) -> bool:
@@ -101,6 +104,21 @@ def _check_fast_save(value: object) -> bool:
     if not isinstance(value, bool):
         raise ConfigError("fast_save", f"expected True or False, not {value!r}")
     return value
+
+
+def _blob(value: object) -> bytes:
+    """A stored value as bytes, whatever type the row holds.
+
+    The table declares ``value BLOB``, but SQLite keeps what it is given: a row written by
+    something else may hold an INTEGER, a REAL or TEXT. Those come back as their text
+    (never ``bytes(n)``, which would allocate ``n`` bytes), for the core to reject as a
+    value that is not an entry, and delete.
+    """
+    if type(value) is bytes:
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    return str(value).encode("utf-8", "surrogatepass")
 
 
 def _chunks(keys: Sequence[str]) -> Iterable[Sequence[str]]:
@@ -146,8 +164,8 @@ class SQLiteConnection(SharedConnection):
     """One lazily opened aiosqlite connection, shared by the stores of one database.
 
     Args:
-        path: The database file, or ``":memory:"``; missing parent folders are created
-            when it is opened.
+        path: The database file, or ``":memory:"``; missing parent folders (``0700``)
+            and the file (``0600``) are created when it is opened.
         busy_timeout: Seconds to wait for another connection's lock.
         fast_save: Use ``PRAGMA synchronous = OFF``: faster writes, but a power failure
             (not a crash of the process) may lose the latest entries.
@@ -224,15 +242,29 @@ class SQLiteConnection(SharedConnection):
                 self._tables.add(table)
         return connection
 
-    def _make_parent(self) -> None:
-        if not self.in_memory and not self.path.startswith("file:"):
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+    def _make_file(self) -> None:
+        """Create the database file, owner-only, and its missing folders, before SQLite.
+
+        A cache holds copies of responses, so what acc creates only its owner may read:
+        missing folders are made ``0700`` and the file ``0600``; SQLite gives its
+        ``-wal`` and ``-shm`` files the mode of the database file. Existing folders and
+        files keep their modes. ``file:`` URIs are left to SQLite.
+        """
+        if self.in_memory or self.path.startswith("file:"):
+            return
+        path = Path(self.path)
+        missing = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
+        for folder in reversed(missing):
+            with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+                folder.mkdir(mode=_FOLDER_MODE)
+        with contextlib.suppress(FileExistsError):  # it exists: its mode is the owner's call
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE))
 
     async def _open(self) -> aiosqlite.Connection:
         try:
-            self._make_parent()
+            self._make_file()
         except OSError as exc:
-            raise BackendUnavailable(f"cannot create the folder of {self.path!r}: {exc}") from exc
+            raise BackendUnavailable(f"cannot create the file {self.path!r}: {exc}") from exc
         connection = aiosqlite.connect(
             self.path,
             timeout=self.busy_timeout,
@@ -576,10 +608,10 @@ class SQLiteCache(BaseCache):
         """Return the value under ``key``, or ``None`` if missing or expired."""
         answered, row = self._read_here(self._sql_read_here, key)
         if answered and (row is None or row[0] is not None):
-            return None if row is None else row[0]
+            return None if row is None else _blob(row[0])
         # No reader, a lock, or a value too large to copy on the loop thread.
         rows = await self._fetch("read", self._sql_read, (key, time.time()))
-        return bytes(rows[0][0]) if rows else None
+        return _blob(rows[0][0]) if rows else None
 
     async def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """Return the values of ``keys`` in order: one query per 500 keys."""
@@ -593,7 +625,7 @@ class SQLiteCache(BaseCache):
             marks = ", ".join("?" * len(chunk))
             sql = f"SELECT key, value FROM {self._q} WHERE key IN ({marks}) AND {self._live}"
             for key, value in await self._fetch("read_many", sql, (*chunk, now)):
-                found[key] = bytes(value)
+                found[key] = _blob(value)
         return [found.get(key) for key in keys]
 
     async def write(self, key: str, value: bytes, *, expires_at: float | None = None) -> None:
@@ -658,7 +690,7 @@ class SQLiteCache(BaseCache):
     async def items(self) -> AsyncIterator[tuple[str, bytes]]:
         """Iterate over live ``(key, value)`` pairs in key order, a page at a time."""
         async for key, value in self._pages("key, value", max(1, self.page_size // 5)):
-            yield key, bytes(value)
+            yield key, _blob(value)
 
     async def _pages(self, columns: str, page: int) -> AsyncIterator[Any]:
         now = time.time()

@@ -48,7 +48,7 @@ import attrs
 
 from acc.core.events import CacheEvent, EventHub, EventKind
 from acc.core.flow.coalesce import SingleFlight
-from acc.core.flow.entries import entry_from_head, gateway_timeout
+from acc.core.flow.entries import entry_from_head, gateway_timeout, unservable, without_cookies
 from acc.core.flow.exchange import Exchange, LiveT, ResponseHead
 from acc.core.flow.outcome import Outcome
 from acc.core.flow.refresh import BackgroundRefreshes
@@ -189,7 +189,7 @@ class RequestFlow:
         if not (events.listeners or debug):
             return
         # Logs and events are not storage, but they are kept and shipped: the same redaction.
-        url = redact_url(request.url, self.cache.settings.ignored_params)
+        url = redact_url(request.url, self.cache.settings.redacted_params)
         if events.listeners:
             events.emit(
                 CacheEvent(
@@ -276,7 +276,7 @@ class RequestFlow:
             request.method,
             request.url,
             created_at=cache.now(),
-            ignored_params=cache.settings.ignored_params,
+            redacted_params=cache.settings.redacted_params,
         )
         return Outcome(entry=entry, cache_key=key)
 
@@ -537,7 +537,7 @@ class RequestFlow:
         if decision.store:
             await cache.write_entry(
                 call.key,
-                refreshed,
+                refreshed if cache.settings.store_cookies else without_cookies(refreshed),
                 request_headers=call.request.headers,
                 keep_until=decision.storage_expires,
             )
@@ -588,14 +588,17 @@ class RequestFlow:
             body,
             created_at=now,
             expires=decision.expires,
-            ignored_params=settings.ignored_params,
+            redacted_params=settings.redacted_params,
+            redacted_headers=settings.redacted_headers,
         )
-        if not await self._passes_filter(entry):
+        unfit = unservable(entry)
+        if unfit is not None or not await self._passes_filter(entry):
             cache.stats.not_stored += 1
+            why = f"it could not be served back ({unfit})" if unfit else "filter_fn refused it"
             self._log(
                 "miss",
                 fetched,
-                "not stored: filter_fn refused it",
+                f"not stored: {why}",
                 call.request,
                 call.key,
                 call.started,
@@ -605,7 +608,7 @@ class RequestFlow:
             return Outcome(entry=entry, live=live, body=body, cache_key=call.key)
         stored = await cache.write_entry(
             call.key,
-            entry,
+            entry if settings.store_cookies else without_cookies(entry),
             aliases=self._alias_keys(call.request, head),
             request_headers=call.request.headers,
             keep_until=decision.storage_expires,

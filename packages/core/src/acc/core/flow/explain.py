@@ -75,9 +75,13 @@ async def _find(cache: ExplainableCache, key: str, request: CacheRequest) -> Ent
         target = await cache.redirects.read(key)
         if target is None:
             return EntryFacts()
-        record = decode_vary_record(target)
+        try:  # aliases and vary records are codec records, bound to the key they answer
+            lead = cache.codec.decode_record(target, key=key)
+        except DecodeError:
+            return EntryFacts(unreadable=True)
+        record = decode_vary_record(lead)
         if record is None:
-            found_key, via = target.decode("utf-8", "replace"), "alias"
+            found_key, via = lead.decode("utf-8", "replace"), "alias"
         else:
             names, variants = record.names, len(record.variants)
             found_key, via = variant_key(key, record.names, request.headers), "variant"

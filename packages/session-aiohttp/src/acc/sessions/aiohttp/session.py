@@ -170,9 +170,25 @@ class CacheMixin:
             revalidated=outcome.revalidated,
             stale=outcome.stale,
         )
-        if outcome.from_cache and entry.cookies:
-            self.cookie_jar.update_cookies(response.cookies, response.url)  # type: ignore[attr-defined]
+        if outcome.from_cache and (entry.history or entry.cookies):
+            self._restore_cookies(response)
         return response
+
+    def _restore_cookies(self, response: CachedClientResponse) -> None:
+        """Put the cookies a hit sets, of every redirect hop and then its own, in the jar.
+
+        A hit carries ``Set-Cookie`` only when the backend has ``store_cookies=True`` (or
+        when a ``304`` just revalidated it and set a cookie for this very request): the
+        core drops it otherwise, so no other session's cookie lands here. A cookie the jar
+        refuses is skipped; it never fails the request.
+        """
+        jar = self.cookie_jar  # type: ignore[attr-defined]
+        for source in (*response.history, response):
+            if source.entry.cookies:
+                try:
+                    jar.update_cookies(source.cookies, source.url)
+                except Exception:  # a cookie the jar cannot take: skipped, never an error
+                    continue
 
     def _describe(
         self, method: str, str_or_url: str | URL, kwargs: dict[str, Any], *, with_body: bool
