@@ -257,7 +257,9 @@ def _markdown(result: SuiteResult, found: list[Target], now: datetime) -> str:
             continue
         ours = family.ours[0]
         lines += ["", f"## Ratios, {family.name}: {ours} over the others (ops/s)", ""]
-        if any(c == HISHEL and b == "memory" for _w, c, b in result.medians):
+        if family.rival == HISHEL and any(
+            c == HISHEL and b == "memory" for _w, c, b in result.medians
+        ):
             lines += [f"hishel's `memory` is {HISHEL_MEMORY}.", ""]
         lines += [
             f"| workload | backend | {ours} / {family.label(family.rival)} "
