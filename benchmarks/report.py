@@ -1,4 +1,9 @@
-"""The report: a Markdown table of medians, the issue's targets, and a PNG of the ratios."""
+"""The report: a Markdown table of medians, the issue's targets, and a PNG of the ratios.
+
+Ratios are given per family, each against its own rival and its own plain client: acc
+(aiohttp) over aiohttp-client-cache and plain aiohttp; acc-httpx over hishel and plain
+httpx.
+"""
 
 from __future__ import annotations
 
@@ -15,13 +20,49 @@ from typing import Any
 
 import attrs
 
-from benchmarks.subjects import ACC, ACC015, ACC_NEAR, NO_BACKEND, PLAIN
+from benchmarks.subjects import (
+    ACC,
+    ACC015,
+    ACC_HTTPX,
+    ACC_NEAR,
+    HISHEL,
+    HISHEL_MEMORY,
+    HTTPX,
+    NO_BACKEND,
+    PLAIN,
+)
 from benchmarks.suite import Subject, SuiteResult
 from benchmarks.workloads import FULL, SHORT, WORKLOADS
 
 __all__ = ["Target", "targets", "write_report"]
 
 _HIT_WORKLOADS = ("sequential_hits", "random_hits", "concurrent_hits", "large_hits")
+
+
+@attrs.frozen
+class Family:
+    """acc's binding for one HTTP client, the cache it is compared with, and the plain client.
+
+    ``ours`` is the binding first, then its variants (acc with the near cache).
+    """
+
+    name: str
+    ours: tuple[str, ...]
+    rival: str
+    plain: str
+
+    def label(self, client: str) -> str:
+        return "plain " + client if client == self.plain else client
+
+
+FAMILIES = (
+    Family("aiohttp", (ACC, ACC_NEAR), ACC015, PLAIN),
+    Family("httpx", (ACC_HTTPX,), HISHEL, HTTPX),
+)
+"""The comparisons the report makes: each family against its own rival and baseline."""
+
+Ratio = tuple[str, str, float | None, float | None]
+"""``(workload, backend, ours over the rival, ours over the plain client)``, in ops/s."""
 
 
 @attrs.frozen
@@ -129,7 +170,16 @@ def targets(result: SuiteResult) -> list[Target]:
 
 def _versions() -> dict[str, str]:
     versions = {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version}
-    for dist in ("acc-core", "acc-session-aiohttp", "aiohttp", "aiohttp-client-cache", "redis"):
+    for dist in (
+        "acc-core",
+        "acc-session-aiohttp",
+        "acc-session-httpx",
+        "aiohttp",
+        "aiohttp-client-cache",
+        "httpx",
+        "hishel",
+        "redis",
+    ):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -201,28 +251,41 @@ def _markdown(result: SuiteResult, found: list[Target], now: datetime) -> str:
             f"{_number(figures['p50_us'])} | {_number(figures['p99_us'])} | "
             f"{_number(figures['peak_rss_mb'])} | {notes} |"
         )
-    lines += ["", "## Ratios (acc over the others, ops/s)", ""]
-    lines += ["| workload | backend | acc / aiohttp-client-cache | acc / plain aiohttp |"]
-    lines += ["|---|---|---:|---:|"]
-    for workload, backend, vs_acc015, vs_plain in _ratios(result):
-        lines.append(
-            f"| {workload} | {backend} | {_number(vs_acc015, 2)} | {_number(vs_plain, 2)} |"
-        )
+    for family in FAMILIES:
+        rows = _ratios(result, family)
+        if not rows:
+            continue
+        ours = family.ours[0]
+        lines += ["", f"## Ratios, {family.name}: {ours} over the others (ops/s)", ""]
+        if family.rival == HISHEL and any(
+            c == HISHEL and b == "memory" for _w, c, b in result.medians
+        ):
+            lines += [f"hishel's `memory` is {HISHEL_MEMORY}.", ""]
+        lines += [
+            f"| workload | backend | {ours} / {family.label(family.rival)} "
+            f"| {ours} / {family.label(family.plain)} |",
+            "|---|---|---:|---:|",
+        ]
+        for workload, backend, vs_rival, vs_plain in rows:
+            lines.append(
+                f"| {workload} | {backend} | {_number(vs_rival, 2)} | {_number(vs_plain, 2)} |"
+            )
     return "\n".join(lines) + "\n"
 
 
-def _ratios(result: SuiteResult) -> list[tuple[str, str, float | None, float | None]]:
-    rows = []
+def _ratios(result: SuiteResult, family: Family) -> list[Ratio]:
+    """``family``'s ratios: each of its subjects over the rival's and the plain client's."""
+    rows: list[Ratio] = []
     for workload, client, backend in result.medians:
-        if client not in (ACC, ACC_NEAR):
+        if client not in family.ours:
             continue
         mine = _figure(result, (workload, client, backend), "ops_per_s")
         rows.append(
             (
                 workload,
-                backend if client == ACC else f"{backend} (near cache)",
-                _ratio(mine, _figure(result, (workload, ACC015, backend), "ops_per_s")),
-                _ratio(mine, _figure(result, (workload, PLAIN, NO_BACKEND), "ops_per_s")),
+                backend if client == family.ours[0] else f"{backend} (near cache)",
+                _ratio(mine, _figure(result, (workload, family.rival, backend), "ops_per_s")),
+                _ratio(mine, _figure(result, (workload, family.plain, NO_BACKEND), "ops_per_s")),
             )
         )
     return rows
@@ -236,29 +299,42 @@ def _chart(result: SuiteResult, path: Path, log: Callable[[str], None]) -> bool:
     except ImportError:
         log("matplotlib is not installed: no chart (use the `bench` hatch env)")
         return False
-    rows = [row for row in _ratios(result) if row[0] in WORKLOADS]
-    labels = [f"{workload}\n{backend}" for workload, backend, _a, _p in rows]
-    figure, axes = plt.subplots(figsize=(max(8, len(rows) * 0.9), 5))
-    positions = range(len(rows))
+    panels = [
+        (family, [row for row in _ratios(result, family) if row[0] in WORKLOADS])
+        for family in FAMILIES
+    ]
+    panels = [(family, rows) for family, rows in panels if rows]
+    if not panels:
+        return False
+    widest = max(len(rows) for _family, rows in panels)
+    figure, all_axes = plt.subplots(
+        len(panels), 1, figsize=(max(8, widest * 0.9), 5 * len(panels)), squeeze=False
+    )
     width = 0.4
-    axes.bar(
-        [p - width / 2 for p in positions],
-        [row[2] or 0 for row in rows],
-        width,
-        label="acc / aiohttp-client-cache 0.15",
-    )
-    axes.bar(
-        [p + width / 2 for p in positions],
-        [row[3] or 0 for row in rows],
-        width,
-        label="acc / plain aiohttp",
-    )
-    axes.axhline(1, color="black", linewidth=0.8)
-    axes.set_yscale("log")
-    axes.set_ylabel("ops/s ratio (log scale; above 1: acc is faster)")
-    axes.set_xticks(list(positions), labels, rotation=45, ha="right", fontsize=8)
-    axes.set_title(f"acc throughput ratios (medians of {result.options.rounds} rounds)")
-    axes.legend()
+    for (family, rows), axes in zip(panels, all_axes[:, 0], strict=True):
+        ours = family.ours[0]
+        labels = [f"{workload}\n{backend}" for workload, backend, _r, _p in rows]
+        positions = range(len(rows))
+        axes.bar(
+            [p - width / 2 for p in positions],
+            [row[2] or 0 for row in rows],
+            width,
+            label=f"{ours} / {family.label(family.rival)}",
+        )
+        axes.bar(
+            [p + width / 2 for p in positions],
+            [row[3] or 0 for row in rows],
+            width,
+            label=f"{ours} / {family.label(family.plain)}",
+        )
+        axes.axhline(1, color="black", linewidth=0.8)
+        axes.set_yscale("log")
+        axes.set_ylabel(f"ops/s ratio (log; above 1: {ours} is faster)")
+        axes.set_xticks(list(positions), labels, rotation=45, ha="right", fontsize=8)
+        axes.set_title(
+            f"{family.name}: {ours} throughput ratios (medians of {result.options.rounds} rounds)"
+        )
+        axes.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -285,6 +361,17 @@ def write_report(
             for (w, c, b), figures in result.medians.items()
         ],
         "targets": [{**attrs.asdict(t), "met": t.met} for t in found],
+        "ratios": [
+            {
+                "family": family.name,
+                "workload": workload,
+                "backend": backend,
+                "vs_rival": vs_rival,
+                "vs_plain": vs_plain,
+            }
+            for family in FAMILIES
+            for workload, backend, vs_rival, vs_plain in _ratios(result, family)
+        ],
     }
     written["json"].write_text(json.dumps(data, indent=1, default=list), encoding="utf-8")
     chart = out_dir / "ratios.png"

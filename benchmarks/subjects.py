@@ -1,13 +1,26 @@
 """What is measured: a client library on a storage backend.
 
-Clients: ``acc``, ``acc+near`` (acc with :class:`~acc.core.storage.near.NearCache` in front of
-a remote store), ``aiohttp-client-cache`` (0.15, when installed) and plain ``aiohttp``
-(no cache: the baseline every cache must beat). Backends: ``memory``, ``sqlite`` and
-``redis``. Plain aiohttp has no backend; it runs once per workload as backend ``none``.
+Two families, each with its baseline:
 
-Adding a backend: write one ``_open_<name>_acc`` and one ``_open_<name>_acc015`` context
-manager below, add the name to :data:`BACKENDS` and, if it needs a server, a check to
-:func:`backend_unavailable`.
+- aiohttp: ``acc`` (:mod:`acc.sessions.aiohttp`), ``acc+near`` (acc with
+  :class:`~acc.core.storage.near.NearCache` in front of a remote store),
+  ``aiohttp-client-cache`` (0.15, when installed) and plain ``aiohttp``;
+- httpx: ``acc-httpx`` (:class:`acc.sessions.httpx.CachedClient`), ``hishel`` (1.x, when
+  installed: ``hishel.httpx.AsyncCacheClient`` with ``FilterPolicy()``, which stores every
+  response as acc does by default) and plain ``httpx``.
+
+The plain clients (no cache: the baseline every cache must beat) have no backend; each
+runs once per workload as backend ``none``. Backends: ``memory``, ``sqlite`` and
+``redis``. hishel has no in-memory storage: its ``memory`` is its SQLite storage on an
+SQLite ``:memory:`` database (:data:`HISHEL_MEMORY`).
+
+The workloads speak aiohttp's shape, ``async with session.get(url) as r: await r.read()``;
+the three httpx clients are wrapped in one thin adapter, :class:`HttpxSession`, so that
+what it costs is the same for all three.
+
+Adding a backend: add a branch for it to ``_acc_cache``, ``_open_acc015`` and
+``_open_hishel`` below, its name to :data:`BACKENDS` and, if it needs a server, a check
+to :func:`backend_unavailable`.
 """
 
 from __future__ import annotations
@@ -18,19 +31,31 @@ import shutil
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import ClientSession
+
+if TYPE_CHECKING:
+    import httpx
+
+    from acc.core import CacheBackend
 
 __all__ = [
     "ACC",
     "ACC015",
+    "ACC_HTTPX",
     "ACC_NEAR",
     "BACKENDS",
     "CLIENTS",
+    "HISHEL",
+    "HISHEL_MEMORY",
+    "HTTPX",
     "NO_BACKEND",
     "PLAIN",
     "REMOTE_BACKENDS",
+    "UNCACHED",
+    "HttpxSession",
     "backend_unavailable",
     "client_unavailable",
     "open_session",
@@ -41,7 +66,14 @@ ACC = "acc"
 ACC_NEAR = "acc+near"
 ACC015 = "aiohttp-client-cache"
 PLAIN = "aiohttp"
-CLIENTS = (ACC, ACC_NEAR, ACC015, PLAIN)
+ACC_HTTPX = "acc-httpx"
+HISHEL = "hishel"
+HTTPX = "httpx"
+CLIENTS = (ACC, ACC_NEAR, ACC015, PLAIN, ACC_HTTPX, HISHEL, HTTPX)
+UNCACHED = frozenset({PLAIN, HTTPX})
+"""The plain clients: no cache, no backend (they run as backend ``none``)."""
+HISHEL_MEMORY = "SQLite :memory: (hishel has no in-memory storage)"
+"""What hishel's ``memory`` backend is."""
 BACKENDS = ("memory", "sqlite", "redis")
 REMOTE_BACKENDS = frozenset({"redis"})
 """Backends behind a network hop: ``acc+near`` (acc with a near cache) runs on these."""
@@ -55,6 +87,12 @@ def client_unavailable(client: str) -> str | None:
     """Why ``client`` cannot run here, or ``None`` when it can."""
     if client == ACC015 and importlib.util.find_spec("aiohttp_client_cache") is None:
         return "aiohttp-client-cache is not installed (use the `bench` hatch env)"
+    if client in (ACC_HTTPX, HISHEL, HTTPX) and importlib.util.find_spec("httpx") is None:
+        return "httpx is not installed"
+    if client == ACC_HTTPX and importlib.util.find_spec("acc.sessions.httpx") is None:
+        return "acc-session-httpx is not installed"
+    if client == HISHEL and importlib.util.find_spec("hishel") is None:
+        return "hishel is not installed (use the `bench` hatch env)"
     return None
 
 
@@ -86,8 +124,11 @@ def preload(client: str, backend: str) -> None:
         ACC_NEAR: ["acc.core", "acc.core.storage.near", "acc.sessions.aiohttp"],
         ACC015: ["aiohttp_client_cache"],
         PLAIN: [],
+        ACC_HTTPX: ["acc.core", "acc.sessions.httpx", "acc.backends.sqlite"],
+        HISHEL: ["hishel", "hishel.httpx", "anysqlite", "redis.asyncio"],
+        HTTPX: ["httpx"],
     }[client]
-    if client in (ACC, ACC_NEAR) and backend == "redis":
+    if client in (ACC, ACC_NEAR, ACC_HTTPX) and backend == "redis":
         modules.append("acc.backends.redis")
     for module in modules:
         importlib.import_module(module)
@@ -104,12 +145,11 @@ def _sqlite_file(workdir: Path, name: str, fresh: bool) -> Path:
 # -- acc -------------------------------------------------------------------------------------
 
 
-@asynccontextmanager
-async def _open_acc(
+async def _acc_cache(
     backend: str, workdir: Path, fresh: bool, name: str, *, near_cache: bool = False
-) -> AsyncIterator[Any]:
+) -> CacheBackend:
+    """An acc backend; ``name`` keeps each client's caches apart."""
     from acc.core import CacheBackend
-    from acc.sessions.aiohttp import CachedSession
 
     cache: CacheBackend
     if backend == "memory":
@@ -117,15 +157,23 @@ async def _open_acc(
     elif backend == "sqlite":
         from acc.backends.sqlite import SQLiteBackend
 
-        cache = SQLiteBackend(_sqlite_file(workdir, f"acc-{name}", fresh), near_cache=near_cache)
+        cache = SQLiteBackend(_sqlite_file(workdir, name, fresh), near_cache=near_cache)
     elif backend == "redis":
-        cache = CacheBackend.from_url(
-            REDIS_URL, cache_name=f"acc-bench-{name}", near_cache=near_cache
-        )
+        cache = CacheBackend.from_url(REDIS_URL, cache_name=f"bench-{name}", near_cache=near_cache)
         if fresh:
             await cache.clear()
     else:
         raise ValueError(f"unknown backend {backend!r}")
+    return cache
+
+
+@asynccontextmanager
+async def _open_acc(
+    backend: str, workdir: Path, fresh: bool, name: str, *, near_cache: bool = False
+) -> AsyncIterator[Any]:
+    from acc.sessions.aiohttp import CachedSession
+
+    cache = await _acc_cache(backend, workdir, fresh, f"acc-{name}", near_cache=near_cache)
     async with CachedSession(cache=cache) as session:
         yield session
 
@@ -164,11 +212,109 @@ async def _open_plain(backend: str, workdir: Path, fresh: bool, name: str) -> As
         yield session
 
 
+# -- the httpx family ------------------------------------------------------------------------
+
+
+class HttpxSession:
+    """The workloads' shape over an :class:`httpx.AsyncClient` (or a subclass).
+
+    ``async with session.get(url) as r: await r.read()`` is ``await client.get(url)``
+    (which reads the body) and ``r.read()`` returns ``response.content``. The same adapter
+    wraps acc-httpx, hishel and plain httpx, so its few hundred nanoseconds are the same
+    for all three.
+    """
+
+    __slots__ = ("client",)
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    def get(self, url: str) -> _HttpxGet:
+        return _HttpxGet(self.client, url)
+
+
+class _HttpxGet:
+    """One request: an async context manager yielding itself, with ``status`` and ``read()``."""
+
+    __slots__ = ("_client", "_url", "response", "status")
+
+    def __init__(self, client: httpx.AsyncClient, url: str) -> None:
+        self._client = client
+        self._url = url
+
+    async def __aenter__(self) -> _HttpxGet:
+        self.response = await self._client.get(self._url)
+        self.status = self.response.status_code
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        return None
+
+    async def read(self) -> bytes:
+        return self.response.content
+
+
+@asynccontextmanager
+async def _open_acc_httpx(
+    backend: str, workdir: Path, fresh: bool, name: str
+) -> AsyncIterator[Any]:
+    from acc.sessions.httpx import CachedClient
+
+    cache = await _acc_cache(backend, workdir, fresh, f"acc-httpx-{name}")
+    async with CachedClient(cache=cache) as client:
+        yield HttpxSession(client)
+
+
+@asynccontextmanager
+async def _open_hishel(backend: str, workdir: Path, fresh: bool, name: str) -> AsyncIterator[Any]:
+    hishel: Any = importlib.import_module("hishel")  # in the bench env only
+    hishel_httpx: Any = importlib.import_module("hishel.httpx")
+    storage: Any
+    if backend == "memory":  # no in-memory storage: SQLite's (HISHEL_MEMORY)
+        anysqlite: Any = importlib.import_module("anysqlite")
+        storage = hishel.AsyncSqliteStorage(connection=await anysqlite.connect(":memory:"))
+    elif backend == "sqlite":
+        path = _sqlite_file(workdir, f"hishel-{name}", fresh)
+        storage = hishel.AsyncSqliteStorage(database_path=path)
+    elif backend == "redis":
+        from redis.asyncio import Redis
+
+        prefix = f"hishel-bench-{name}"
+        client = Redis.from_url(REDIS_URL)
+        if fresh:
+            async for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+                await client.delete(key)
+        storage = hishel.AsyncRedisStorage(client=client, key_prefix=prefix)
+    else:
+        raise ValueError(f"unknown backend {backend!r}")
+    # FilterPolicy() with no filters stores every response, whatever its headers, as acc
+    # does by default (the default SpecificationPolicy would follow RFC 9111).
+    policy = hishel.FilterPolicy()
+    async with hishel_httpx.AsyncCacheClient(storage=storage, policy=policy) as client:
+        yield HttpxSession(client)
+
+
+@asynccontextmanager
+async def _open_httpx(backend: str, workdir: Path, fresh: bool, name: str) -> AsyncIterator[Any]:
+    import httpx
+
+    async with httpx.AsyncClient() as client:
+        yield HttpxSession(client)
+
+
 _OPENERS: dict[str, Callable[[str, Path, bool, str], AbstractAsyncContextManager[Any]]] = {
     ACC: _open_acc,
     ACC_NEAR: _open_acc_near,
     ACC015: _open_acc015,
     PLAIN: _open_plain,
+    ACC_HTTPX: _open_acc_httpx,
+    HISHEL: _open_hishel,
+    HTTPX: _open_httpx,
 }
 
 

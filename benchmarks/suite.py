@@ -24,8 +24,8 @@ from benchmarks.subjects import (
     BACKENDS,
     CLIENTS,
     NO_BACKEND,
-    PLAIN,
     REMOTE_BACKENDS,
+    UNCACHED,
     backend_unavailable,
     client_unavailable,
 )
@@ -78,10 +78,9 @@ def _plan(options: Options, clients: list[str], backends: list[str]) -> list[Sub
             plan.extend(
                 (workload, c, backend)
                 for c in clients
-                if c != PLAIN and (c != ACC_NEAR or backend in REMOTE_BACKENDS)
+                if c not in UNCACHED and (c != ACC_NEAR or backend in REMOTE_BACKENDS)
             )
-        if PLAIN in clients:
-            plan.append((workload, PLAIN, NO_BACKEND))
+        plan.extend((workload, c, NO_BACKEND) for c in clients if c in UNCACHED)
     return plan
 
 
@@ -135,7 +134,7 @@ def run_suite(options: Options, log: Callable[[str], None] = print) -> SuiteResu
     with Origin() as origin, tempfile.TemporaryDirectory(prefix="acc-bench-") as tmp:
         workdir = Path(tmp)
         for workload, client, backend in plan:
-            if workload in PREPARE and client != PLAIN:
+            if workload in PREPARE and client not in UNCACHED:
                 log(f"preparing {workload} for {client}/{backend}")
                 _measure((f"prepare:{workload}", client, backend), origin.url, options, workdir)
         for round_number in range(1, options.rounds + 1):

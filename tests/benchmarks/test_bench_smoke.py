@@ -26,50 +26,72 @@ def _importable_benchmarks(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_short_run_of_every_workload_and_its_report(tmp_path: Path) -> None:
     from benchmarks.report import write_report
-    from benchmarks.subjects import ACC, ACC015, NO_BACKEND, PLAIN
+    from benchmarks.subjects import (
+        ACC,
+        ACC015,
+        ACC_HTTPX,
+        HISHEL,
+        HTTPX,
+        NO_BACKEND,
+        PLAIN,
+        UNCACHED,
+    )
     from benchmarks.suite import Options, run_suite
     from benchmarks.workloads import SHORT, WORKLOADS
 
-    # Every client is asked for; aiohttp-client-cache runs where it is installed (the
-    # bench env) and is skipped, with the reason, where it is not (the test env).
-    have_acc015 = importlib.util.find_spec("aiohttp_client_cache") is not None
-    clients = (ACC, ACC015, PLAIN) if have_acc015 else (ACC, PLAIN)
+    # Every client is asked for; aiohttp-client-cache and hishel run where they are
+    # installed (the bench env) and are skipped, with the reason, where they are not (the
+    # test env). acc-httpx and plain httpx run wherever httpx is (acc-session-httpx
+    # brings it into the test env).
+    have = {
+        ACC015: importlib.util.find_spec("aiohttp_client_cache") is not None,
+        HISHEL: importlib.util.find_spec("hishel") is not None,
+        ACC_HTTPX: importlib.util.find_spec("httpx") is not None,
+        HTTPX: importlib.util.find_spec("httpx") is not None,
+    }
+    asked = (ACC, ACC015, PLAIN, ACC_HTTPX, HISHEL, HTTPX)
+    clients = [c for c in asked if have.get(c, True)]
     options = Options(
         rounds=1,
         short=True,
-        clients=(ACC, ACC015, PLAIN),
+        clients=asked,
         backends=("memory", "sqlite"),
         isolate=False,
     )
     result = run_suite(options, log=lambda _line: None)
-    assert (ACC015 in result.skipped) is not have_acc015
+    for client, installed in have.items():
+        assert (client in result.skipped) is not installed, client
 
     expected = set()
     for workload in WORKLOADS:
         for backend in ("memory", "sqlite"):
             if not (workload == "cold_start" and backend == "memory"):
-                expected |= {(workload, c, backend) for c in clients if c != PLAIN}
-        expected.add((workload, PLAIN, NO_BACKEND))
+                expected |= {(workload, c, backend) for c in clients if c not in UNCACHED}
+        expected |= {(workload, c, NO_BACKEND) for c in clients if c in UNCACHED}
     assert set(result.medians) == expected
     for (workload, client, _backend), figures in result.medians.items():
         assert figures["ops_per_s"] > 0
         assert 0 < figures["p50_us"] <= figures["p99_us"]
         assert figures["peak_rss_mb"] > 0
-        if client != PLAIN:
+        if client not in UNCACHED:
             # A cache's hit workloads never reach the origin; its misses all do.
             wanted = SHORT.misses if workload == "stored_misses" else 0
             assert figures["origin_requests"] == wanted, (workload, client)
-    for backend in ("memory", "sqlite"):
-        large = result.medians[("large_hits", ACC, backend)]
-        assert large["hit_peak_alloc_x_body"] > 0
-    cold = result.medians[("cold_start", ACC, "sqlite")]
-    assert cold["cold_process_first_us"] > 0
-    assert cold["first_hit_us"] > 0
-    assert cold["warm_p50_us"] > 0
+    ours = [ACC, ACC_HTTPX] if have[ACC_HTTPX] else [ACC]
+    for client in ours:
+        for backend in ("memory", "sqlite"):
+            large = result.medians[("large_hits", client, backend)]
+            assert large["hit_peak_alloc_x_body"] > 0
+        cold = result.medians[("cold_start", client, "sqlite")]
+        assert cold["cold_process_first_us"] > 0
+        assert cold["first_hit_us"] > 0
+        assert cold["warm_p50_us"] > 0
 
     written = write_report(result, tmp_path, log=lambda _line: None)
     markdown = written["markdown"].read_text(encoding="utf-8")
     assert "## Targets (issue 5)" in markdown
+    assert "## Ratios, aiohttp: acc over the others (ops/s)" in markdown
+    assert ("## Ratios, httpx: acc-httpx over the others (ops/s)" in markdown) is have[ACC_HTTPX]
     assert "SHORT variant" in markdown
     for workload, client, backend in expected:
         assert f"| {workload} | {client} | {backend} |" in markdown
@@ -77,8 +99,13 @@ def test_a_short_run_of_every_workload_and_its_report(tmp_path: Path) -> None:
     assert {(m["workload"], m["client"], m["backend"]) for m in data["medians"]} == expected
     assert [t["name"] for t in data["targets"]]
     assert ("chart" in written) is (importlib.util.find_spec("matplotlib") is not None)
-    if not have_acc015:
+    assert {r["family"] for r in data["ratios"]} == (
+        {"aiohttp", "httpx"} if have[ACC_HTTPX] else {"aiohttp"}
+    )
+    if not have[ACC015]:
         assert "Not run: aiohttp-client-cache (aiohttp-client-cache is not installed" in markdown
+    if not have[HISHEL]:
+        assert "Not run: hishel (hishel is not installed" in markdown
 
 
 def test_a_hit_workload_fails_when_the_origin_serves_a_request(tmp_path: Path) -> None:
