@@ -22,6 +22,8 @@ Conventions for the pages in ``docs/`` (also stated here because this test enfor
   mentions to the URL of the real server of the fixture of the same name in
   ``acc_services`` (``redis_url``, ...), and checks that every block using a server's URL
   defines it that way: nothing is injected into the examples' namespace.
+* Examples run in a temporary current directory, so one that names a relative file or
+  folder (``SQLiteBackend("http-cache")``) writes there, not into the checkout.
 * Anything not meant to run (shell commands, signatures, fragments, code of other
   libraries) uses another fence language: ``text``, ``console``, ...
 * A page without ``python`` blocks is not collected; a page whose blocks fail, fails.
@@ -106,7 +108,7 @@ def undefined_service_urls(source: str) -> list[str]:
 
 
 def test_a_block_that_uses_a_server_url_must_read_it_from_the_environment() -> None:
-    assert undefined_service_urls('cache = RedisBackend(url=REDIS_URL)\n') == ["REDIS_URL"]
+    assert undefined_service_urls("cache = RedisBackend(url=REDIS_URL)\n") == ["REDIS_URL"]
     defined = (
         "import os\n"
         'REDIS_URL = os.environ.get("ACC_REDIS_URL", "redis://localhost:6379/0")\n'
@@ -117,8 +119,13 @@ def test_a_block_that_uses_a_server_url_must_read_it_from_the_environment() -> N
 
 @pytest.mark.parametrize("page", PAGES, ids=[page.name for page in PAGES])
 async def test_examples_run(
-    page: Path, origin, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+    page: Path,
+    origin,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
+    monkeypatch.chdir(tmp_path)
     for first_line, source in python_blocks(page):
         missing = undefined_service_urls(source)
         assert not missing, (
