@@ -126,3 +126,15 @@ async def test_a_closed_backend_says_why_and_how_to_share_one() -> None:
     assert "is closed" in message
     assert "autoclose=True, the default" in message
     assert "autoclose=False" in message
+
+
+def test_every_setting_the_constructor_checks_has_an_attribute() -> None:
+    import inspect
+
+    from acc.core.backend import _SETTING_NAMES, _Setting
+
+    built = set(inspect.signature(CacheSettings.build).parameters)
+    assert set(_SETTING_NAMES) == built & set(SETTING_NAMES)
+    for name in _SETTING_NAMES:
+        if name != "cache_name":
+            assert isinstance(vars(CacheBackend)[name], _Setting), name

@@ -27,6 +27,7 @@ change: the namespace belongs to the stores.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -115,6 +116,25 @@ def _keys_or_none(value: tuple[str | bytes, ...]) -> tuple[str | bytes, ...] | N
     return value or None
 
 
+_PUBLIC_FORMS: dict[str, Callable[[Any], Any]] = {
+    "urls_expire_after": _patterns,
+    "secret_key": _keys_or_none,
+}
+"""Settings whose validated value is given back in another form the constructor accepts."""
+
+_SETTING_NAMES: tuple[str, ...] = tuple(
+    name
+    for name in inspect.signature(CacheSettings.build).parameters
+    if name in {field.name for field in attrs.fields(CacheSettings)}
+)
+"""The settings, as ``CacheSettings.build`` takes them (derived fields left out)."""
+
+
+def _public(name: str, value: Any) -> Any:
+    form = _PUBLIC_FORMS.get(name)
+    return value if form is None else form(value)
+
+
 class _Setting(Generic[_V]):
     """A setting of :class:`CacheBackend`, read from and assigned to its settings.
 
@@ -124,9 +144,6 @@ class _Setting(Generic[_V]):
     """
 
     name = ""
-
-    def __init__(self, public: Callable[[Any], _V] | None = None) -> None:
-        self._public = public
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
@@ -139,8 +156,7 @@ class _Setting(Generic[_V]):
     def __get__(self, backend: CacheBackend | None, owner: type) -> _Setting[_V] | _V:
         if backend is None:
             return self
-        value = getattr(backend.settings, self.name)
-        public: _V = value if self._public is None else self._public(value)
+        public: _V = _public(self.name, getattr(backend.settings, self.name))
         return public
 
     def __set__(self, backend: CacheBackend, value: object) -> None:
@@ -210,7 +226,7 @@ class CacheBackend:
     """
 
     expire_after: _Setting[ExpirationTime] = _Setting()
-    urls_expire_after: _Setting[dict[str, ExpirationTime]] = _Setting(_patterns)
+    urls_expire_after: _Setting[dict[str, ExpirationTime]] = _Setting()
     allowed_codes: _Setting[frozenset[int]] = _Setting()
     allowed_methods: _Setting[frozenset[str]] = _Setting()
     include_headers: _Setting[bool] = _Setting()
@@ -221,7 +237,7 @@ class CacheBackend:
     key_fn: _Setting[Callable[..., str] | None] = _Setting()
     stale_if_error: _Setting[bool | float] = _Setting()
     stale_while_revalidate: _Setting[bool | float] = _Setting()
-    secret_key: _Setting[tuple[str | bytes, ...] | None] = _Setting(_keys_or_none)
+    secret_key: _Setting[tuple[str | bytes, ...] | None] = _Setting()
     autoclose: _Setting[bool] = _Setting()
     strict: _Setting[bool] = _Setting()
 
@@ -327,11 +343,7 @@ class CacheBackend:
             TypeError: A name that is not a setting (``cache_name`` included).
             ConfigError: An invalid value; the message names the argument.
         """
-        current = {
-            field.name: getattr(self, field.name)
-            for field in attrs.fields(CacheSettings)
-            if field.name != "key_settings"
-        }
+        current = {name: _public(name, getattr(self.settings, name)) for name in _SETTING_NAMES}
         changeable = set(current) - {"cache_name"}
         unknown = sorted(set(changes) - changeable)
         if unknown:
@@ -862,3 +874,15 @@ class CacheBackend:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+def _add_missing_settings() -> None:
+    """Give every setting an attribute, those added to ``CacheSettings`` later included."""
+    for name in _SETTING_NAMES:
+        if name not in vars(CacheBackend):
+            setting: _Setting[Any] = _Setting()
+            setting.__set_name__(CacheBackend, name)
+            setattr(CacheBackend, name, setting)
+
+
+_add_missing_settings()

@@ -47,7 +47,9 @@ class FileBackend(CacheBackend):
         >>> backend = FileBackend("~/.cache/my-app", expire_after=3600)  # doctest: +SKIP
     """
 
-    def __init__(self, cache_name: str | os.PathLike[str] = "acc-cache", **policy_kwargs: Any):
+    def __init__(
+        self, cache_name: str | os.PathLike[str] = "acc-cache", **policy_kwargs: Any
+    ) -> None:
         for name in _OWN_STORES:
             if name in policy_kwargs:
                 raise TypeError(f"FileBackend builds its own stores: {name}= is not accepted")
