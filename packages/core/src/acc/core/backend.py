@@ -18,8 +18,9 @@ as a miss (or a skipped write), ``stats.errors`` grows and a warning is logged o
 outage. With ``strict=True`` they raise :class:`BackendUnavailable` instead.
 
 Settings may change on a live backend, one way only: assigning the attribute of the
-same name (``backend.expire_after = 60``). The assignment is checked as the constructor
-checks its keyword (a :class:`ConfigError` leaves the settings as they were) and replaces
+same name (``backend.expire_after = 60``; :meth:`CacheBackend.change_settings` is the same
+for several settings at once). The assignment is checked as the constructor checks its
+keyword (a :class:`ConfigError` leaves the settings as they were) and replaces
 :attr:`CacheBackend.settings` as a whole; requests read the settings once each, so a
 request in flight finishes under the settings it started with. ``cache_name`` cannot
 change: the namespace belongs to the stores.
