@@ -6,12 +6,16 @@ Examples::
     hatch run bench:run --rounds 5
     hatch run bench:run --short --rounds 1   # seconds: checks that it works
     hatch run bench:run --backends sqlite --workloads sequential_hits concurrent_hits
+
+A ``--short`` run is a check, not a measurement: it writes its report to a new temporary
+folder (printed), never over the committed results, unless ``--out`` names a folder.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 from benchmarks.report import write_report
@@ -34,10 +38,18 @@ def parse(argv: list[str]) -> tuple[Options, Path]:
     parser.add_argument(
         "--in-process", action="store_true", help="run every measurement in this process"
     )
-    parser.add_argument("--out", type=Path, default=RESULTS, help=f"default {RESULTS}")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"default {RESULTS} (with --short: a new temporary folder)",
+    )
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    out: Path | None = args.out
+    if out is None:
+        out = Path(tempfile.mkdtemp(prefix="acc-bench-short-")) if args.short else RESULTS
     options = Options(
         rounds=args.rounds,
         short=args.short,
@@ -46,7 +58,7 @@ def parse(argv: list[str]) -> tuple[Options, Path]:
         workloads=tuple(args.workloads),
         isolate=not args.in_process,
     )
-    return options, args.out
+    return options, out
 
 
 def main(argv: list[str]) -> None:

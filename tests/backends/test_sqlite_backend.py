@@ -774,3 +774,48 @@ async def test_a_value_too_large_for_the_loop_thread_is_read_by_the_worker(
     assert await backend.responses.read("big") == big
     assert [s for s in statements if s.startswith("SELECT value")]  # through the worker
     assert len(big) > sqlite_cache._LOOP_READ_MAX
+
+
+# -- size on disk and compaction -------------------------------------------------------------
+
+
+async def test_disk_usage_counts_the_write_ahead_log(tmp_path: Path) -> None:
+    backend = SQLiteBackend(tmp_path / "sized.sqlite")
+    assert await backend.disk_usage() == 0  # nothing opened yet
+    for i in range(50):
+        await backend.responses.write(f"k{i}", b"x" * 4000)
+    files = [tmp_path / name for name in ("sized.sqlite", "sized.sqlite-wal", "sized.sqlite-shm")]
+    assert (tmp_path / "sized.sqlite-wal").stat().st_size > 0
+    assert await backend.disk_usage() == sum(p.stat().st_size for p in files if p.exists())
+    await backend.close()
+    with pytest.raises(BackendError):
+        await backend.disk_usage()
+    async with SQLiteBackend(":memory:") as memory:
+        await memory.responses.write("k", b"v")
+        assert await memory.disk_usage() == 0
+
+
+async def test_vacuum_shrinks_the_file_and_the_log(tmp_path: Path) -> None:
+    backend = SQLiteBackend(tmp_path / "big.sqlite")
+    for i in range(300):
+        await backend.responses.write(f"k{i}", bytes([i % 256]) * 2000)
+    await backend.delete(*[f"k{i}" for i in range(280)])
+    before = await backend.disk_usage()
+    await backend.vacuum()
+    after = await backend.disk_usage()
+    assert after < before / 3
+    assert (tmp_path / "big.sqlite-wal").stat().st_size == 0
+    # The cache works as before, on the loop-thread connections too.
+    assert await backend.responses.read("k299") == bytes([299 % 256]) * 2000
+    await backend.responses.write("new", b"small")
+    assert await backend.responses.read("new") == b"small"
+    await backend.close()
+    with pytest.raises(BackendError):
+        await backend.vacuum()
+
+
+async def test_vacuum_of_an_in_memory_cache_works() -> None:
+    async with SQLiteBackend(":memory:") as backend:
+        await backend.responses.write("k", b"v")
+        await backend.vacuum()
+        assert await backend.responses.read("k") == b"v"

@@ -160,3 +160,18 @@ def test_the_command_runs_measurements_in_their_own_processes(tmp_path: Path) ->
     assert "each measurement in its own process" in markdown
     assert "| sequential_hits | acc | sqlite |" in markdown
     assert "| sequential_hits | aiohttp | none |" in markdown
+
+
+def test_a_short_run_never_writes_over_the_committed_results(tmp_path: Path) -> None:
+    from benchmarks.__main__ import RESULTS, parse
+
+    _options, out = parse([])
+    assert out == RESULTS
+    options, out = parse(["--short", "--rounds", "1"])
+    assert options.short
+    assert out.is_dir()
+    assert out.resolve() != RESULTS.resolve()
+    assert RESULTS.resolve() not in out.resolve().parents
+    out.rmdir()
+    _options, out = parse(["--short", "--out", str(tmp_path)])
+    assert out == tmp_path  # an explicit folder is used as given

@@ -232,6 +232,7 @@ def test_unknown_scheme_lists_installed_schemes() -> None:
         ("redis+cluster://localhost:7000/0", "acc-backend-redis"),
         ("rediss+cluster://localhost:7000/0", "acc-backend-redis"),
         ("dynamodb://table?region=eu-west-1", "acc-backend-dynamodb"),
+        ("file:///http-cache", "acc-backend-filesystem"),
     ],
 )
 def test_known_but_missing_scheme_gives_the_pip_install_line(

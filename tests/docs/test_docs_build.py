@@ -24,3 +24,12 @@ def test_sphinx_build_succeeds_without_warnings(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-8000:]
     assert (tmp_path / "index.html").is_file()
+    # furo: code blocks and tables scroll instead of being cut at a fixed page width.
+    assert "furo.css" in (tmp_path / "index.html").read_text(encoding="utf-8")
+
+
+def test_the_index_starts_with_the_install_line() -> None:
+    lines = [line for line in (DOCS / "index.md").read_text(encoding="utf-8").splitlines() if line]
+    assert lines[0] == "# acc"
+    assert lines[1] == "```console"
+    assert lines[2].startswith("$ pip install acc-session-aiohttp")

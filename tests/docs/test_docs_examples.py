@@ -10,10 +10,20 @@ Conventions for the pages in ``docs/`` (also stated here because this test enfor
   ``origin("/json")``: a JSON endpoint of the test origin on 127.0.0.1 (see
   ``tests/conftest.py``). Examples never reach the internet, and assert what they show.
 * Blocks do not run an event loop themselves (no top-level ``asyncio.run``) and use only
-  the in-memory backend, unless the page is about another backend. A page about a
-  server-backed backend reads its server's address from a global the test provides when
-  the page mentions it: ``REDIS_URL``, ``REDIS_CLUSTER_URL``, ``MONGODB_URL`` or
-  ``DYNAMODB_URL`` (from the fixtures of the same names in ``acc_services``, lower case).
+  the in-memory backend (or a file in a temporary folder), unless the page is about
+  another backend.
+* An example that talks to a server reads the server's URL from an environment variable
+  with a default, in its own code, so that it runs when pasted::
+
+      REDIS_URL = os.environ.get("ACC_REDIS_URL", "redis://localhost:6379/0")
+
+  The variables are ``ACC_REDIS_URL``, ``ACC_REDIS_CLUSTER_URL``, ``ACC_MONGODB_URL`` and
+  ``ACC_DYNAMODB_URL`` (those the test suite itself reads). The test sets each one a page
+  mentions to the URL of the real server of the fixture of the same name in
+  ``acc_services`` (``redis_url``, ...), and checks that every block using a server's URL
+  defines it that way: nothing is injected into the examples' namespace.
+* Examples run in a temporary current directory, so one that names a relative file or
+  folder (``SQLiteBackend("http-cache")``) writes there, not into the checkout.
 * Anything not meant to run (shell commands, signatures, fragments, code of other
   libraries) uses another fence language: ``text``, ``console``, ...
 * A page without ``python`` blocks is not collected; a page whose blocks fail, fails.
@@ -73,20 +83,59 @@ def test_pages_with_examples_are_found():
     assert PAGES, "no page of the documentation has a ```python example"
 
 
-SERVICE_GLOBALS = ("REDIS_URL", "REDIS_CLUSTER_URL", "MONGODB_URL", "DYNAMODB_URL")
+SERVICES = ("REDIS_URL", "REDIS_CLUSTER_URL", "MONGODB_URL", "DYNAMODB_URL")
+"""The names of server URLs in examples; each is read from ``ACC_<name>``."""
 
 
 def services_of(page: Path) -> list[str]:
-    """The service globals ``page`` mentions, so its examples get those servers' URLs."""
-    text = page.read_text(encoding="utf-8")
-    return [name for name in SERVICE_GLOBALS if re.search(rf"\b{name}\b", text)]
+    """The servers ``page``'s examples use (by the name of their URL)."""
+    text = "".join(source for _, source in python_blocks(page))
+    return [name for name in SERVICES if re.search(rf"\b{name}\b", text)]
+
+
+def undefined_service_urls(source: str) -> list[str]:
+    """The server URLs a block uses without reading them from the environment itself."""
+    return [
+        name
+        for name in SERVICES
+        if re.search(rf"\b{name}\b", source)
+        and not re.search(
+            rf"^{name} = os\.environ\.get\(\s*\"ACC_{name}\",\s*\"[^\"]+\"\s*\)",
+            source,
+            re.MULTILINE,
+        )
+    ]
+
+
+def test_a_block_that_uses_a_server_url_must_read_it_from_the_environment() -> None:
+    assert undefined_service_urls("cache = RedisBackend(url=REDIS_URL)\n") == ["REDIS_URL"]
+    defined = (
+        "import os\n"
+        'REDIS_URL = os.environ.get("ACC_REDIS_URL", "redis://localhost:6379/0")\n'
+        "cache = RedisBackend(url=REDIS_URL)\n"
+    )
+    assert undefined_service_urls(defined) == []
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[page.name for page in PAGES])
-async def test_examples_run(page: Path, origin, request: pytest.FixtureRequest) -> None:
-    namespace: dict[str, Any] = {"__name__": f"docs_example_{page.stem.replace('-', '_')}"}
+async def test_examples_run(
+    page: Path,
+    origin,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for first_line, source in python_blocks(page):
+        missing = undefined_service_urls(source)
+        assert not missing, (
+            f"{page.name}:{first_line}: the block uses {missing} without reading it from the "
+            f'environment with a default, as in: REDIS_URL = os.environ.get("ACC_REDIS_URL", '
+            '"redis://localhost:6379/0")'
+        )
     for name in services_of(page):
-        namespace[name] = request.getfixturevalue(name.lower())
+        monkeypatch.setenv(f"ACC_{name}", request.getfixturevalue(name.lower()))
+    namespace: dict[str, Any] = {"__name__": f"docs_example_{page.stem.replace('-', '_')}"}
     url = origin("/json")
     ran = 0
     for first_line, source in python_blocks(page):

@@ -10,8 +10,9 @@ implementation over ``acc.sessions.aiohttp.CachedSession`` and one over
 Fixtures:
 
 * ``client_factory(**backend_options)`` -> a client over a new backend; parametrised over
-  binding (aiohttp, httpx) x backend (memory, SQLite in ``tmp_path``, Redis from the
-  ``redis_url`` fixture under a unique cache name, cleared afterwards).
+  binding (aiohttp, httpx) x backend (memory, SQLite in ``tmp_path``, a folder of files
+  in ``tmp_path``, Redis from the ``redis_url`` fixture under a unique cache name,
+  cleared afterwards).
 * ``make_backend(**options)`` -> a backend of the parametrised kind, on the test's clock.
 * ``make_client(cache, headers=None)`` -> a client of the parametrised binding over any
   backend (for scenarios that build their own backend: only the binding is parametrised).
@@ -44,7 +45,7 @@ UNSET: Any = object()
 """Leave a per-request option out, so that the binding's default applies."""
 
 BINDINGS = ("aiohttp", "httpx")
-BACKENDS = ("memory", "sqlite", "redis")
+BACKENDS = ("memory", "sqlite", "filesystem", "redis")
 
 WAIT_TIMEOUT = 30.0
 """Seconds a scenario waits for something that takes milliseconds (a busy machine)."""
@@ -385,6 +386,10 @@ async def make_backend(
             from acc.backends.sqlite import SQLiteBackend
 
             backend = SQLiteBackend(str(tmp_path / f"cache-{len(made)}.sqlite"), **options)
+        elif backend_kind == "filesystem":
+            from acc.backends.filesystem import FileBackend
+
+            backend = FileBackend(tmp_path / f"files-{len(made)}", **options)
         else:
             from acc.backends.redis import RedisBackend
 

@@ -13,7 +13,7 @@ from acc.core import CacheBackend
 BackendFactory = Callable[..., CacheBackend]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "filesystem"])
 async def make_backend(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[BackendFactory]:
@@ -23,6 +23,10 @@ async def make_backend(
     def factory(**options: Any) -> CacheBackend:
         if request.param == "memory":
             backend = CacheBackend(**options)
+        elif request.param == "filesystem":
+            from acc.backends.filesystem import FileBackend
+
+            backend = FileBackend(tmp_path / f"files-{len(made)}", **options)
         else:
             from acc.backends.sqlite import SQLiteBackend
 

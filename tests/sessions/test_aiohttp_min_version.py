@@ -66,6 +66,7 @@ def test_seams_and_responses_on_the_lowest_declared_aiohttp(tmp_path: Path) -> N
             str(ROOT / "packages" / "core"),
             str(ROOT / "packages" / "session-aiohttp"),
             str(ROOT / "packages" / "backend-sqlite"),
+            str(ROOT / "packages" / "backend-filesystem"),
         ],
         check=True,
         timeout=600,

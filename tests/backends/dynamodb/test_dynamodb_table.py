@@ -369,3 +369,48 @@ def test_the_test_server_is_a_process_of_its_own_stopped_with_the_test() -> None
         server.stop()
     assert process.poll() is not None
     server.stop()  # idempotent
+
+
+# -- coming from aiohttp-client-cache ---------------------------------------------------------
+
+
+async def test_an_upstream_style_table_name_gets_a_warning_that_says_how(
+    dynamodb_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # aiohttp-client-cache's DynamoDBBackend("my-table") names the table; in acc the first
+    # argument is a namespace, so the table acc looks for is another one, missing here.
+    missing = unique_name("missing")
+    backend = DynamoDBBackend("my-table", table_name=missing, **dynamodb_options(dynamodb_url))
+    try:
+        with caplog.at_level(logging.WARNING, logger="acc.backends.dynamodb"):
+            assert await backend.read_entry("k") is None  # fails open
+            assert await backend.read_entry("k") is None
+        warnings = [r for r in caplog.records if r.name == "acc.backends.dynamodb"]
+        assert len(warnings) == 1  # once, not per request
+        message = warnings[0].getMessage()
+        assert f"the table {missing!r} does not exist" in message
+        assert "create_table=True" in message
+        assert "cache_name='my-table', is a namespace inside the table" in message
+        assert "DynamoDBBackend(table_name='my-table')" in message
+        assert backend.stats.errors == 2
+        strict = DynamoDBBackend(
+            "my-table", table_name=missing, strict=True, **dynamodb_options(dynamodb_url)
+        )
+        with pytest.raises(BackendUnavailable, match=r"table_name='my-table'"):
+            await strict.read_entry("k")
+        await strict.close()
+    finally:
+        await backend.close()
+
+
+async def test_the_upstream_meaning_is_table_name(dynamodb_url: str, raw: Any) -> None:
+    name = unique_name("upstream")
+    # Upstream: DynamoDBBackend(name, create_if_not_exists=True).
+    backend = DynamoDBBackend(table_name=name, create_table=True, **dynamodb_options(dynamodb_url))
+    try:
+        await backend.responses.write("k", b"v")
+        assert backend.table_name == name
+        assert (await raw.describe_table(TableName=name))["Table"]["TableName"] == name
+    finally:
+        await backend.close()
+        await raw.delete_table(TableName=name)

@@ -22,22 +22,33 @@ instead.
 Listeners (:mod:`acc.core.events`) receive an event for each decision of the flow and
 each storage error; :meth:`CacheBackend.explain` tells what the flow would do for a
 request, step by step, without doing it (:mod:`acc.core.flow.explain`).
+
+Settings may change on a live backend, one way only: assigning the attribute of the
+same name (``backend.expire_after = 60``; :meth:`CacheBackend.change_settings` is the same
+for several settings at once). The assignment is checked as the constructor checks its
+keyword (a :class:`ConfigError` leaves the settings as they were) and replaces
+:attr:`CacheBackend.settings` as a whole; requests read the settings once each, so a
+request in flight finishes under the settings it started with. ``cache_name`` cannot
+change: the namespace belongs to the stores.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar, overload
+
+import attrs
 
 from acc.core.codec import Codec, DecodeError
 from acc.core.errors import BackendError, BackendUnavailable, ConfigError, EntryTooLarge
 from acc.core.events import CacheEvent, EventHub, Listener
-from acc.core.expiration import ExpirationTime
+from acc.core.expiration import ExpirationTime, URLExpirations
 from acc.core.flow.coalesce import SingleFlight
 from acc.core.flow.driver import RequestFlow
 from acc.core.flow.entries import carries_cookies, unservable, without_cookies
@@ -69,6 +80,7 @@ __all__ = ["CacheBackend"]
 
 logger = logging.getLogger("acc")
 _T = TypeVar("_T")
+_V = TypeVar("_V")
 _SWEEP_BATCH = 100
 """Alias targets checked per ``read_many`` when maintenance sweeps dangling aliases."""
 
@@ -106,6 +118,61 @@ def _near(inner: BaseCache, **options: Any) -> NearCache:
         return NearCache(inner, **options)
     except ConfigError as exc:
         raise ConfigError("near_cache", str(exc)) from exc
+
+
+def _patterns(value: URLExpirations) -> dict[str, ExpirationTime]:
+    return {pattern: expiration for _regex, pattern, expiration in value.rules}
+
+
+def _keys_or_none(value: tuple[str | bytes, ...]) -> tuple[str | bytes, ...] | None:
+    return value or None
+
+
+_PUBLIC_FORMS: dict[str, Callable[[Any], Any]] = {
+    "urls_expire_after": _patterns,
+    "secret_key": _keys_or_none,
+}
+"""Settings whose validated value is given back in another form the constructor accepts."""
+
+_SETTING_NAMES: tuple[str, ...] = tuple(
+    name
+    for name in inspect.signature(CacheSettings.build).parameters
+    if name in {field.name for field in attrs.fields(CacheSettings)}
+)
+"""The settings, as ``CacheSettings.build`` takes them (derived fields left out)."""
+
+
+def _public(name: str, value: Any) -> Any:
+    form = _PUBLIC_FORMS.get(name)
+    return value if form is None else form(value)
+
+
+class _Setting(Generic[_V]):
+    """A setting of :class:`CacheBackend`, read from and assigned to its settings.
+
+    Reading gives the validated value (``backend.allowed_codes`` is a ``frozenset``), in a
+    form the constructor accepts back; assigning checks the new value as the constructor
+    does and replaces the settings.
+    """
+
+    name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        self.__doc__ = f"The ``{name}`` setting; assign it to change it (checked)."
+
+    @overload
+    def __get__(self, backend: None, owner: type) -> _Setting[_V]: ...
+    @overload
+    def __get__(self, backend: CacheBackend, owner: type) -> _V: ...
+    def __get__(self, backend: CacheBackend | None, owner: type) -> _Setting[_V] | _V:
+        if backend is None:
+            return self
+        public: _V = _public(self.name, getattr(backend.settings, self.name))
+        return public
+
+    def __set__(self, backend: CacheBackend, value: object) -> None:
+        backend.change_settings(**{self.name: value})
 
 
 class CacheBackend:
@@ -182,10 +249,30 @@ class CacheBackend:
             decision and each storage error, synchronously; what they raise is logged,
             never passed on (see :mod:`acc.core.events`).
 
+    Every setting (``expire_after`` to ``strict``) is also an attribute: reading it gives
+    the validated value, assigning it changes the setting on the live backend, checked as
+    the constructor checks it (see :meth:`change_settings`).
+
     Raises:
         TypeError: An unknown keyword argument.
         ConfigError: An invalid value; the message names the argument.
     """
+
+    expire_after: _Setting[ExpirationTime] = _Setting()
+    urls_expire_after: _Setting[dict[str, ExpirationTime]] = _Setting()
+    allowed_codes: _Setting[frozenset[int]] = _Setting()
+    allowed_methods: _Setting[frozenset[str]] = _Setting()
+    include_headers: _Setting[bool] = _Setting()
+    match_headers: _Setting[tuple[str, ...]] = _Setting()
+    ignored_params: _Setting[frozenset[str]] = _Setting()
+    cache_control: _Setting[bool] = _Setting()
+    filter_fn: _Setting[Callable[..., Any] | None] = _Setting()
+    key_fn: _Setting[Callable[..., str] | None] = _Setting()
+    stale_if_error: _Setting[bool | float] = _Setting()
+    stale_while_revalidate: _Setting[bool | float] = _Setting()
+    secret_key: _Setting[tuple[str | bytes, ...] | None] = _Setting()
+    autoclose: _Setting[bool] = _Setting()
+    strict: _Setting[bool] = _Setting()
 
     def __init__(
         self,
@@ -278,8 +365,44 @@ class CacheBackend:
 
     @property
     def cache_name(self) -> str:
-        """The namespace of this cache in its storage."""
+        """The namespace of this cache in its storage (it cannot change)."""
         return self.settings.cache_name
+
+    @cache_name.setter
+    def cache_name(self, value: object) -> None:
+        raise AttributeError(
+            "cache_name cannot change on a live backend: its stores are built for it; "
+            f"build another backend, such as {type(self).__name__}({value!r}, ...)"
+        )
+
+    def change_settings(self, **changes: Any) -> None:
+        """Change settings of the live backend: ``expire_after``, ``allowed_codes``, ...
+
+        Assigning one attribute (``backend.expire_after = 60``) calls this with that one
+        setting; call it directly to change several at once (``include_headers=True``
+        with ``match_headers=None``, which are checked together). Each value is checked
+        as the constructor checks it; on an error nothing changes. A new ``secret_key``
+        signs new entries and verifies old ones from then on.
+
+        Raises:
+            TypeError: A name that is not a setting (``cache_name`` included).
+            ConfigError: An invalid value; the message names the argument.
+        """
+        current = {name: _public(name, getattr(self.settings, name)) for name in _SETTING_NAMES}
+        changeable = set(current) - {"cache_name"}
+        unknown = sorted(set(changes) - changeable)
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__}.change_settings() got unknown setting(s) "
+                f"{', '.join(unknown)}; settings are {', '.join(sorted(changeable))}"
+            )
+        current.update(changes)
+        settings = CacheSettings.build(**current)
+        if settings.secret_key != self.settings.secret_key:
+            self.codec = Codec(settings.secret_key or None)
+            if self._decoded is not None:
+                self._decoded = DecodedMemo()  # entries checked under the old keys
+        self.settings = settings
 
     def now(self) -> datetime:
         """The current time by this cache's clock (aware UTC)."""
@@ -443,7 +566,12 @@ class CacheBackend:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise BackendError(f"{self!r} is closed")
+            raise BackendError(
+                f"{self!r} is closed. A session or client closes its backend when it closes "
+                "(autoclose=True, the default); to share one backend between several "
+                "sessions, build it with autoclose=False (or set backend.autoclose = False) "
+                "and close it yourself"
+            )
 
     def _storage_failed(self, operation: str, exc: BaseException) -> None:
         """Count and report a storage failure; raise it when ``strict``."""
@@ -918,3 +1046,15 @@ class CacheBackend:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+def _add_missing_settings() -> None:
+    """Give every setting an attribute, those added to ``CacheSettings`` later included."""
+    for name in _SETTING_NAMES:
+        if name not in vars(CacheBackend):
+            setting: _Setting[Any] = _Setting()
+            setting.__set_name__(CacheBackend, name)
+            setattr(CacheBackend, name, setting)
+
+
+_add_missing_settings()

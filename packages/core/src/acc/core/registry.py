@@ -115,6 +115,7 @@ KNOWN_BACKENDS: Mapping[str, BackendSpec] = MappingProxyType(
             "acc-backend-mongo", "acc.backends.mongo:MongoDBBackend", "mongodb", "mongodb+srv"
         ),
         **_first_party("acc-backend-dynamodb", "acc.backends.dynamodb:DynamoDBBackend", "dynamodb"),
+        **_first_party("acc-backend-filesystem", "acc.backends.filesystem:FileBackend", "file"),
     }
 )
 """The first-party schemes: the class that serves each, and the distribution to install."""

@@ -41,6 +41,13 @@ class DynamoDBBackend(CacheBackend):
     table. Both stores share one client, created on first use and closed with the
     backend (unless the caller passed it in).
 
+    Coming from aiohttp-client-cache: its first argument named the *table*; here it is
+    the namespace inside the table, and the table is ``table_name=``. Upstream's
+    ``DynamoDBBackend("my-table", create_if_not_exists=True)`` is
+    ``DynamoDBBackend(table_name="my-table", create_table=True)``. When the table does not
+    exist and ``create_table`` is off, the first use logs a warning (once) that says so,
+    and the cache fails open (or raises, with ``strict=True``).
+
     Args:
         cache_name: The namespace of this cache in the table (no ``:`` or ``#``).
         table_name: The DynamoDB table (default ``"acc-cache"``).
@@ -105,6 +112,13 @@ class DynamoDBBackend(CacheBackend):
             max_attempts=max_attempts,
         )
         """The client and table both stores share."""
+        if cache_name != "acc-cache":  # a name given, perhaps meant as the table
+            self.connection.missing_table_hint = (
+                f". Note: the first argument of DynamoDBBackend, cache_name={cache_name!r}, "
+                f"is a namespace inside the table {table_name!r}, not a table; "
+                f"aiohttp-client-cache's DynamoDBBackend({cache_name!r}) named the table, "
+                f"which is DynamoDBBackend(table_name={cache_name!r}) in acc"
+            )
         super().__init__(
             cache_name,
             responses=DynamoDBCache(self.connection, "responses", cache_name=cache_name),

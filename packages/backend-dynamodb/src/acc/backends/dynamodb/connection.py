@@ -39,7 +39,13 @@ from botocore.exceptions import (  # type: ignore[import-untyped]
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from acc.backends.dynamodb.table import DEFAULT_TABLE, error_code, prepare_table
+from acc.backends.dynamodb.table import (
+    DEFAULT_TABLE,
+    MissingTable,
+    error_code,
+    logger,
+    prepare_table,
+)
 from acc.core.errors import BackendError, BackendUnavailable, ConfigError
 from acc.core.storage.sharing import SharedConnection
 
@@ -244,6 +250,9 @@ class DynamoDBConnection(SharedConnection):
         # A resource's client converts Python values to DynamoDB's typed ones and back
         # (boto3's "high-level interface"); acc speaks the typed form, so it undoes that.
         self._native_values = resource is not None
+        self.missing_table_hint = ""
+        """Added to the warning and the error about a missing table (set by the backend)."""
+        self._warned_missing = False
         self._client: Any = None  # set once the table was checked
         self._created: Any = None  # the client, from its creation on
         self._stack: AsyncExitStack | None = None
@@ -322,7 +331,13 @@ class DynamoDBConnection(SharedConnection):
                         create=self.create_table,
                         namespace_index=self.namespace_index,
                         where=repr(self),
+                        hint=self.missing_table_hint,
                     )
+                except MissingTable as exc:
+                    if not self._warned_missing:  # once: the check is repeated per call
+                        self._warned_missing = True
+                        logger.warning("acc: %s", exc)
+                    raise
                 except _DRIVER_ERRORS as exc:
                     # The client is kept: the next call only checks the table again.
                     raise wrap_error("opening the table", exc, repr(self)) from exc

@@ -27,6 +27,7 @@ from acc.core.errors import BackendError, BackendUnavailable
 
 __all__ = [
     "DEFAULT_TABLE",
+    "MissingTable",
     "KEY",
     "NAMESPACE",
     "TTL_ATTRIBUTE",
@@ -59,8 +60,18 @@ def error_code(exc: BaseException) -> str:
     return ""
 
 
+class MissingTable(BackendError):
+    """The table does not exist, and ``create_table`` is off."""
+
+
 async def prepare_table(
-    client: Any, table_name: str, *, create: bool, namespace_index: str | None, where: str
+    client: Any,
+    table_name: str,
+    *,
+    create: bool,
+    namespace_index: str | None,
+    where: str,
+    hint: str = "",
 ) -> None:
     """Check the table's key schema, creating the table first when ``create`` allows it.
 
@@ -71,10 +82,11 @@ async def prepare_table(
         namespace_index: The global secondary index on ``namespace`` that must exist
             (and is created with the table), or ``None``.
         where: Who is asking, for error messages.
+        hint: Added to the message of a missing table.
 
     Raises:
-        BackendError: The table is missing (and ``create`` is false) or its keys or
-            index are not acc's.
+        MissingTable: The table is missing and ``create`` is false.
+        BackendError: The table's keys or index are not acc's.
         BackendUnavailable: A created table does not become active in time.
         ClientError, BotoCoreError: Other driver errors, for the caller to wrap.
     """
@@ -84,9 +96,10 @@ async def prepare_table(
         if error_code(exc) != "ResourceNotFoundException":
             raise
         if not create:
-            raise BackendError(
+            raise MissingTable(
                 f"{where}: the table {table_name!r} does not exist; create it with the "
                 f"partition key {KEY!r} (type S) and no sort key, or pass create_table=True"
+                f"{hint}"
             ) from None
         table = await _create(client, table_name, namespace_index, where)
     check_schema(table, namespace_index, where)

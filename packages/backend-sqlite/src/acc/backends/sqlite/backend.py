@@ -112,6 +112,28 @@ class SQLiteBackend(CacheBackend):
         self._check_open()
         return await self.responses.compact()
 
+    async def disk_usage(self) -> int:
+        """Bytes the cache takes on disk: the database file, its WAL and its index.
+
+        ``0`` for an in-memory cache. Both stores are tables of the one file.
+        """
+        self._check_open()
+        return self.connection.disk_usage()
+
+    async def vacuum(self) -> None:
+        """Give the room of deleted entries back to the file system.
+
+        Runs ``VACUUM`` and then checkpoints and truncates the write-ahead log (see
+        :meth:`SQLiteConnection.vacuum`). It rewrites the whole database, so it takes a
+        while on a large cache; run it after large deletions
+        (``await backend.delete(expired=True)``), not on every request.
+
+        Raises:
+            BackendError: The backend is closed, or SQLite failed.
+        """
+        self._check_open()
+        await self.connection.vacuum()
+
     @classmethod
     def from_url(cls, url: str, **options: Any) -> SQLiteBackend:
         """Build a backend from a ``sqlite:`` URL.

@@ -379,6 +379,51 @@ class SQLiteConnection(SharedConnection):
         if writer is not None:
             writer.close()
 
+    # -- size and compaction -----------------------------------------------------------------------
+
+    def disk_usage(self) -> int:
+        """Bytes the database takes on disk: the file, its write-ahead log and its index.
+
+        SQLite in WAL mode keeps recent changes in ``<file>-wal`` (and a shared-memory
+        index in ``<file>-shm``) until a checkpoint copies them into the file, so the
+        file's size alone can be far from what the cache takes. ``0`` in memory.
+        """
+        if not self._shared_file or self.path.startswith("file:"):
+            return 0
+        total = 0
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                total += os.stat(self.path + suffix).st_size
+        return total
+
+    async def vacuum(self) -> None:
+        """Compact the database: ``VACUUM``, then a ``TRUNCATE`` checkpoint of the log.
+
+        In WAL mode ``VACUUM`` writes the whole rebuilt database into the log, so alone it
+        makes the cache take *more* room; the checkpoint that follows copies the log into
+        the file and truncates it. The loop-thread connections are closed first (they
+        reopen on the next read or write), so no snapshot of theirs holds the log.
+
+        Raises:
+            BackendError: The connection is closed, or SQLite failed (another connection
+                held a lock for longer than ``busy_timeout``, say).
+        """
+        connection = await self.get()
+        self.drop_reader()
+        self.drop_writer()
+        try:
+            await _retrying(connection.execute_fetchall, "VACUUM", (), self.busy_timeout)
+            if not self.in_memory:
+                await _retrying(
+                    connection.execute_fetchall,
+                    "PRAGMA wal_checkpoint(TRUNCATE)",
+                    (),
+                    self.busy_timeout,
+                )
+        except (sqlite3.Error, ValueError) as exc:
+            raise BackendError(f"{self!r}: vacuum failed: {exc}") from exc
+        self._written_here = 0
+
     # -- closing ----------------------------------------------------------------------------------
 
     async def close(self) -> None:

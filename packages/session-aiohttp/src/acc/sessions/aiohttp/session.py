@@ -7,6 +7,10 @@ flow (:mod:`acc.core.flow.driver`) that description and an
 the flow answers into an aiohttp response: the live ``ClientResponse`` when the network
 answered, a :class:`CachedClientResponse` when the cache did. Every caching rule (lookup,
 freshness, revalidation, coalescing, storing, invalidation, stats, logging) is the flow's.
+
+Settings and maintenance are the backend's (``session.cache``): a setting name read or
+assigned on the session raises ``AttributeError`` saying so, and aiohttp-client-cache's
+session-level maintenance methods are deprecated aliases of the backend's.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from acc.core import CacheBackend, CacheRequest
 from acc.core.flow.outcome import Outcome
 from acc.core.flow.refresh import BackgroundRefreshes
 from acc.core.http.decisions import UNSET, RequestOptions
-from acc.core.resolve import resolve_cache
+from acc.core.resolve import refuse_settings, resolve_cache
 from acc.sessions.aiohttp.exchange import AiohttpExchange
 from acc.sessions.aiohttp.request import UncacheableBody, describe_request
 from acc.sessions.aiohttp.response import CachedClientResponse, mark_live_response
@@ -97,6 +101,40 @@ class CacheMixin:
             yield
         finally:
             self._acc_disabled -= 1
+
+    # -- aiohttp-client-cache's session-level maintenance: deprecated aliases ----------------
+
+    def _deprecated(self, old: str, new: str) -> None:
+        warnings.warn(
+            f"{type(self).__name__}.{old} is deprecated (maintenance is the backend's): use {new}",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+
+    def _absolute(self, url: str | URL) -> str:
+        """``url`` joined to the session's ``base_url``, as a request would send it."""
+        return describe_request(self, "GET", url).url  # type: ignore[arg-type]
+
+    async def delete_expired_responses(self) -> int:
+        """Deprecated: ``await session.cache.delete(expired=True)``, which this calls."""
+        self._deprecated("delete_expired_responses()", "await session.cache.delete(expired=True)")
+        return await self.cache.delete(expired=True)
+
+    async def delete_url(self, url: str | URL, method: str = "GET") -> None:
+        """Deprecated: ``await session.cache.delete_url(url, method)``, which this calls.
+
+        A relative ``url`` is joined to the session's ``base_url`` first.
+        """
+        self._deprecated("delete_url()", "await session.cache.delete_url(url, method)")
+        await self.cache.delete_url(self._absolute(url), method)
+
+    async def has_url(self, url: str | URL, method: str = "GET") -> bool:
+        """Deprecated: ``await session.cache.has_url(url, method)``, which this calls.
+
+        A relative ``url`` is joined to the session's ``base_url`` first.
+        """
+        self._deprecated("has_url()", "await session.cache.has_url(url, method)")
+        return await self.cache.has_url(self._absolute(url), method)
 
     async def close(self) -> None:
         """Close the session, and the backend when its ``autoclose`` setting is true.
@@ -206,6 +244,8 @@ class CacheMixin:
             cookies=kwargs.get("cookies"),
         )
 
+
+refuse_settings(CacheMixin)
 
 with warnings.catch_warnings():
     # aiohttp warns on every ClientSession subclass. This one overrides only _request

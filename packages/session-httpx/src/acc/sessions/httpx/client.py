@@ -14,6 +14,8 @@ Rules this module keeps:
 2. The transports share one owner of background refreshes and one ``disabled()``
    switch; the main one closes them, then the backend (when ``autoclose`` is true), when
    the client closes.
+3. Settings are the backend's (``client.cache``): a setting name read or assigned on
+   the client raises ``AttributeError`` saying so.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 import httpx
 
 from acc.core import CacheBackend, ConfigError
+from acc.core.resolve import refuse_settings
 from acc.sessions.httpx.transport import CacheTransport
 
 __all__ = ["CachedClient"]
@@ -91,3 +94,6 @@ class CachedClient(httpx.AsyncClient):
         """Bypass the cache for requests made inside the block, even if it raises."""
         async with self._acc_transport.disabled():
             yield
+
+
+refuse_settings(CachedClient)
