@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import pytest
 
 from acc.core import BackendError, CacheBackend, CachedResponse, CacheRequest, ConfigError
@@ -66,10 +67,27 @@ def test_every_setting_but_the_namespace_is_an_assignable_attribute() -> None:
     assert "expire_after" in changeable
     assert "strict" in changeable
     assert "key_settings" not in SETTING_NAMES
+    given = {"expire_after_set", "allowed_codes_set"}  # assigning a value gives it
     for name in changeable:
         setattr(backend, name, getattr(backend, name))  # the value read is accepted back
-        assert backend.settings == CacheBackend().settings
-    assert set(SETTING_NAMES) == {f.name for f in CacheSettings.__attrs_attrs__} - {"key_settings"}
+        assert attrs.evolve(backend.settings, expire_after_set=False, allowed_codes_set=False) == (
+            CacheBackend().settings
+        )
+    fields = {f.name for f in CacheSettings.__attrs_attrs__}
+    assert set(SETTING_NAMES) == fields - {"key_settings"} - given
+
+
+@pytest.mark.parametrize("change", [{"strict": True}, {"stale_if_error": 60}])
+def test_changing_another_setting_leaves_unset_options_unset(change: dict[str, Any]) -> None:
+    # With cache_control=True, an expire_after or allowed_codes never given means "no
+    # fallback" and "RFC 9111 decides"; another change must not turn them into values.
+    backend = CacheBackend(cache_control=True)
+    backend.change_settings(**change)
+    assert backend.settings.expire_after_set is False
+    assert backend.settings.allowed_codes_set is False
+    backend.expire_after = 60
+    assert backend.settings.expire_after_set is True
+    assert backend.settings.allowed_codes_set is False
 
 
 def test_urls_expire_after_can_be_replaced() -> None:

@@ -396,6 +396,12 @@ class CacheBackend:
                 f"{type(self).__name__}.change_settings() got unknown setting(s) "
                 f"{', '.join(unknown)}; settings are {', '.join(sorted(changeable))}"
             )
+        # Options the user never gave stay "not given" (with cache_control=True that means
+        # no fallback expiry and RFC 9111's statuses), unless this change gives them.
+        if not self.settings.expire_after_set:
+            current["expire_after"] = UNSET
+        if not self.settings.allowed_codes_set:
+            current["allowed_codes"] = None
         current.update(changes)
         settings = CacheSettings.build(**current)
         if settings.secret_key != self.settings.secret_key:
