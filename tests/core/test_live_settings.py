@@ -86,8 +86,9 @@ def test_changing_another_setting_leaves_unset_options_unset(change: dict[str, A
     assert backend.settings.expire_after_set is False
     assert backend.settings.allowed_codes_set is False
     backend.expire_after = 60
-    assert backend.settings.expire_after_set is True
-    assert backend.settings.allowed_codes_set is False
+    given = backend.settings
+    assert given.expire_after_set is True
+    assert given.allowed_codes_set is False
 
 
 def test_urls_expire_after_can_be_replaced() -> None:

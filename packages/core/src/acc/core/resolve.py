@@ -23,7 +23,10 @@ from acc.core.settings import CacheSettings
 __all__ = ["SETTING_NAMES", "refuse_settings", "resolve_cache"]
 
 SETTING_NAMES: tuple[str, ...] = tuple(
-    field.name for field in attrs.fields(CacheSettings) if field.name != "key_settings"
+    field.name
+    for field in attrs.fields(CacheSettings)
+    # Derived from the others, not options a user gives.
+    if field.name not in {"key_settings", "expire_after_set", "allowed_codes_set"}
 )
 """The names of a backend's settings (``cache_name``, ``expire_after``, ...)."""
 
