@@ -20,6 +20,7 @@ outage. With ``strict=True`` they raise :class:`BackendUnavailable` instead.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -47,9 +48,21 @@ from acc.core.http.vary import (
 )
 from acc.core.keys import CacheRequest, create_key, normalize_url
 from acc.core.models import CachedResponse, HeaderPairs, utcnow
-from acc.core.settings import CacheSettings
+from acc.core.settings import DEFAULT_MAX_BODY_SIZE, CacheSettings
 from acc.core.stats import CacheStats
 from acc.core.storage import BaseCache
+from acc.core.storage.guard import (
+    CLOSED,
+    DEFAULT_BREAKER_COOLDOWN,
+    DEFAULT_BREAKER_THRESHOLD,
+    DEFAULT_STORAGE_BUDGET,
+    OPEN,
+    UNBOUNDED,
+    Budget,
+    BudgetSpent,
+    StorageGuard,
+    StorageTimeout,
+)
 from acc.core.storage.memo import DecodedMemo
 from acc.core.storage.memory import MemoryCache
 from acc.core.storage.near import NearCache
@@ -60,6 +73,8 @@ logger = logging.getLogger("acc")
 _T = TypeVar("_T")
 _SWEEP_BATCH = 100
 """Alias targets checked per ``read_many`` when maintenance sweeps dangling aliases."""
+_PARTS_FROM = 1024 * 1024
+"""Bodies of at least this many bytes are handed to stores as parts, never joined."""
 
 
 def _past_storage_expiry(entry: CachedResponse, settings: CacheSettings, now: datetime) -> bool:
@@ -149,6 +164,19 @@ class CacheBackend:
             mapping of ``max_entries``, ``max_bytes`` and ``max_age`` (seconds a local
             copy is served, so how late another process's change may be seen). Off by
             default; see the performance page of the documentation.
+        max_body_size: Bytes of body above which a response is not stored: it streams
+            to the caller as it comes, never buffered by acc (default 16 MiB; ``None``:
+            no bound). A declared ``Content-Length`` above it is decided on before
+            reading; otherwise the body is kept while the caller reads it, and given up
+            on past the limit.
+        storage_budget: Seconds a request may wait on storage in all (reads, writes,
+            invalidations) before it goes on without it (default 1; ``None``: no
+            bound). An operation still running then is cancelled: a read is a miss, a
+            write is skipped. In-process stores are not timed.
+        breaker_threshold: Consecutive storage failures or timeouts after which the
+            circuit breaker opens and storage is skipped (default 5; ``None``: never).
+        breaker_cooldown: Seconds (by ``clock``) storage is skipped once the breaker
+            opened, before one request probes it again (default 10).
 
     Raises:
         TypeError: An unknown keyword argument.
@@ -179,6 +207,10 @@ class CacheBackend:
         near_cache: bool | Mapping[str, float] = False,
         clock: Callable[[], datetime] | None = None,
         refresh_close_timeout: float = 5.0,
+        max_body_size: int | None = DEFAULT_MAX_BODY_SIZE,
+        storage_budget: float | timedelta | None = DEFAULT_STORAGE_BUDGET,
+        breaker_threshold: int | None = DEFAULT_BREAKER_THRESHOLD,
+        breaker_cooldown: float | timedelta = DEFAULT_BREAKER_COOLDOWN,
     ) -> None:
         self.settings = CacheSettings.build(
             cache_name=cache_name,
@@ -197,6 +229,10 @@ class CacheBackend:
             secret_key=secret_key,
             autoclose=autoclose,
             strict=strict,
+            max_body_size=max_body_size,
+            storage_budget=storage_budget,
+            breaker_threshold=breaker_threshold,
+            breaker_cooldown=breaker_cooldown,
         )
         for name, store in (("responses", responses), ("redirects", redirects)):
             if store is not None and not isinstance(store, BaseCache):
@@ -231,6 +267,15 @@ class CacheBackend:
         self.refreshes = BackgroundRefreshes()
         self._closed = False
         self._in_outage = False
+        self.guard = StorageGuard(
+            threshold=self.settings.breaker_threshold,
+            cooldown=self.settings.breaker_cooldown,
+            clock=lambda: self._clock().timestamp(),
+            on_change=self._breaker_changed,
+        )
+        """The storage budget's timer and the circuit breaker (:mod:`acc.core.storage.guard`)."""
+        # In-process stores cannot hang: their operations are not timed (no timer cost).
+        self._timed = not (self.responses.in_process and self.redirects.in_process)
 
     # -- properties users read ------------------------------------------------------------
 
@@ -393,9 +438,22 @@ class CacheBackend:
         if self._closed:
             raise BackendError(f"{self!r} is closed")
 
+    def storage_budget(self) -> Budget:
+        """A new budget of storage waiting for one request (``storage_budget`` seconds).
+
+        Unbounded when ``storage_budget`` is ``None`` or both stores are in-process.
+        """
+        seconds = self.settings.storage_budget
+        if seconds is None or not self._timed:
+            return UNBOUNDED
+        return Budget(seconds)
+
     def _storage_failed(self, operation: str, exc: BaseException) -> None:
         """Count and report a storage failure; raise it when ``strict``."""
         self.stats.errors += 1
+        if isinstance(exc, StorageTimeout):
+            self.stats.storage_timeouts += 1
+        self.guard.failed()
         if self.settings.strict:
             raise BackendUnavailable(f"{self!r}: {operation} failed: {exc!r}") from exc
         if not self._in_outage:
@@ -408,14 +466,70 @@ class CacheBackend:
             )
 
     def _storage_ok(self) -> None:
+        self.guard.succeeded()
         if self._in_outage:
             self._in_outage = False
             logger.warning("acc: storage of %r is working again", self)
 
+    def _storage_skipped(self, operation: str) -> None:
+        """Count an operation the open breaker skipped; raise when ``strict``."""
+        self.stats.storage_skipped += 1
+        if self.settings.strict:
+            raise BackendUnavailable(
+                f"{self!r}: {operation} skipped: the circuit breaker is open after "
+                f"{self.guard.failures} consecutive storage failures"
+            )
+
+    def _breaker_changed(self, state: str) -> None:
+        stats = self.stats
+        stats.breaker_open = state != CLOSED
+        if state == OPEN:
+            if self.guard.failures <= (self.settings.breaker_threshold or 0):
+                stats.breaker_trips += 1
+                logger.warning(
+                    "acc: %d consecutive storage failures on %r; skipping storage for %gs",
+                    self.guard.failures,
+                    self,
+                    self.settings.breaker_cooldown,
+                )
+        elif state == CLOSED:
+            logger.warning("acc: the probe of %r succeeded; using storage again", self)
+
+    async def _guarded(
+        self, operation: str, run: Awaitable[_T], budget: Budget, probe: bool
+    ) -> tuple[bool, _T | None]:
+        """Await ``run`` within ``budget``: ``(True, result)``, or ``(False, None)`` on failure.
+
+        A failure (an error, the budget running out) is counted and reported, and raised
+        as :class:`BackendUnavailable` with ``strict``.
+        """
+        try:
+            result = await self.guard.timed(run, budget)
+        except asyncio.CancelledError:
+            if probe:
+                self.guard.abandoned()
+            raise
+        except EntryTooLarge:
+            raise
+        except BudgetSpent:  # not started: no failure of storage
+            if probe:
+                self.guard.abandoned()
+            self.stats.storage_skipped += 1
+            return False, None
+        except Exception as exc:
+            self._storage_failed(operation, exc)
+            return False, None
+        self._storage_ok()
+        return True, result
+
     # -- reading and writing entries --------------------------------------------------------
 
     async def read_entry(
-        self, key: str, *, request_headers: HeaderPairs = ()
+        self,
+        key: str,
+        *,
+        request_headers: HeaderPairs = (),
+        budget: Budget | None = None,
     ) -> CachedResponse | None:
         """Return the entry stored under ``key`` (or under the key it aliases), or ``None``.
 
@@ -426,26 +540,24 @@ class CacheBackend:
         :mod:`acc.core.http.vary`), which ``request_headers`` give values to. An entry that
         cannot be decoded is deleted and counted in ``stats.errors``; it reads as
         ``None``, never an exception.
+
+        It waits on storage for at most ``budget`` (by default a new
+        :meth:`storage_budget`), and not at all while the circuit breaker is open: either
+        way it reads as ``None``.
         """
         self._check_open()
-        try:
-            data = await self.responses.read(key)
-            if data is None:
-                target = await self.redirects.read(key)
-                if target is not None:
-                    record = decode_vary_record(target)
-                    if record is None:
-                        key = target.decode("utf-8", "replace")
-                    else:
-                        key = variant_key(key, record.names, request_headers)
-                    data = await self.responses.read(key)
-        except Exception as exc:
-            self._storage_failed("read", exc)
+        guard = self.guard
+        if guard.state is not CLOSED and not guard.allow():
+            self._storage_skipped("read")
             return None
-        if self._in_outage:
-            self._storage_ok()
-        if data is None:
+        if budget is None:
+            budget = self.storage_budget()
+        _ok, found = await self._guarded(
+            "read", self._lookup(key, request_headers), budget, guard.state is not CLOSED
+        )
+        if found is None:
             return None
+        key, data = found
         memo = self._decoded
         entry = None if memo is None else memo.get(key, data)
         if entry is None:
@@ -454,11 +566,28 @@ class CacheBackend:
             except DecodeError as exc:
                 self.stats.errors += 1
                 logger.warning("acc: discarding unreadable entry %s: %s", key, exc)
-                await self._delete_quietly(key)
+                await self._delete_quietly(key, budget)
                 return None
             if memo is not None:
                 memo.put(key, data, entry)
         return entry
+
+    async def _lookup(self, key: str, request_headers: HeaderPairs) -> tuple[str, bytes] | None:
+        """The key an entry is stored under and its bytes, following an alias or vary record."""
+        data = await self.responses.read(key)
+        if data is None:
+            target = await self.redirects.read(key)
+            if target is None:
+                return None
+            record = decode_vary_record(target)
+            if record is None:
+                key = target.decode("utf-8", "replace")
+            else:
+                key = variant_key(key, record.names, request_headers)
+            data = await self.responses.read(key)
+            if data is None:
+                return None
+        return key, data
 
     async def write_entry(
         self,
@@ -468,6 +597,7 @@ class CacheBackend:
         aliases: Iterable[str] = (),
         request_headers: HeaderPairs = (),
         keep_until: datetime | _Unset | None = UNSET,
+        budget: Budget | None = None,
     ) -> bool:
         """Store ``entry`` under ``key`` as it is, and point ``aliases`` at it.
 
@@ -488,35 +618,57 @@ class CacheBackend:
             keep_until: Until when storage keeps it (the store's native expiry), as the
                 policy's :attr:`~acc.core.http.policy.StoreDecision.storage_expires` says;
                 by default worked out from the entry by the same rules.
+            budget: The storage waiting left to the request (by default a new
+                :meth:`storage_budget`); the write is cancelled when it runs out.
 
         Returns:
-            Whether the entry was stored (a storage failure, or a store refusing a value
-            too large for it, may prevent it).
+            Whether the entry was stored (a storage failure, the budget running out, the
+            circuit breaker being open, or a store refusing a value too large for it,
+            may prevent it).
         """
         self._check_open()
+        guard = self.guard
+        if guard.state is not CLOSED and not guard.allow():
+            self._storage_skipped("write")
+            return False
+        if budget is None:
+            budget = self.storage_budget()
         if isinstance(keep_until, _Unset):
             keep_until = entry_storage_expiry(entry, self.settings)
         expires_at = None if keep_until is None else keep_until.timestamp()
         names = varying_headers(entry.headers) if self.settings.cache_control else ()
         store_key = variant_key(key, names, request_headers) if names else key
-        data = self.codec.encode(entry, key=store_key)
+        parts = self.codec.encode_parts(entry, key=store_key)
+        write = self._write(key, store_key, parts, names, aliases, expires_at)
         try:
-            await self.responses.write(store_key, data, expires_at=expires_at)
-            if store_key != key:
-                await self._record_variant(key, names, store_key, expires_at)
-            for alias in aliases:
-                if alias != key:
-                    await self.redirects.write(alias, key.encode(), expires_at=expires_at)
+            ok, _ = await self._guarded("write", write, budget, guard.state is not CLOSED)
         except EntryTooLarge as exc:
+            self._storage_ok()  # the store answered: it is working
             logger.debug("acc: not storing %s: %s", key, exc)  # the store logged why
             return False
-        except Exception as exc:
-            self._storage_failed("write", exc)
-            return False
-        if self._in_outage:
-            self._storage_ok()
-        self.stats.writes += 1
-        return True
+        if ok:
+            self.stats.writes += 1
+        return ok
+
+    async def _write(
+        self,
+        key: str,
+        store_key: str,
+        parts: tuple[bytes, bytes],
+        names: tuple[str, ...],
+        aliases: Iterable[str],
+        expires_at: float | None,
+    ) -> None:
+        head, body = parts
+        if len(body) < _PARTS_FROM:
+            await self.responses.write(store_key, head + body, expires_at=expires_at)
+        else:  # a large body: no contiguous copy of it (see BaseCache.write_parts)
+            await self.responses.write_parts(store_key, parts, expires_at=expires_at)
+        if store_key != key:
+            await self._record_variant(key, names, store_key, expires_at)
+        for alias in aliases:
+            if alias != key:
+                await self.redirects.write(alias, key.encode(), expires_at=expires_at)
 
     async def _record_variant(
         self, key: str, names: tuple[str, ...], store_key: str, expires_at: float | None
@@ -531,29 +683,37 @@ class CacheBackend:
         record = VaryRecord(names=names, variants=(*variants, store_key))
         await self.redirects.write(key, encode_vary_record(record), expires_at=expires_at)
 
-    async def invalidate(self, keys: Iterable[str]) -> None:
+    async def invalidate(self, keys: Iterable[str], *, budget: Budget | None = None) -> None:
         """Delete the entries under ``keys``, their variants and what their aliases name.
 
         Used when an unsafe request changed the resource (RFC 9111 §4.4). Fails open
-        like every storage call: a failure is counted and logged, never raised (unless
-        ``strict``).
+        like every storage call: a failure (the budget running out included) is counted
+        and logged, never raised (unless ``strict``); while the circuit breaker is open
+        it is skipped.
         """
         self._check_open()
-        keys = list(dict.fromkeys(keys))
+        guard = self.guard
+        if guard.state is not CLOSED and not guard.allow():
+            self._storage_skipped("delete")
+            return
+        if budget is None:
+            budget = self.storage_budget()
+        await self._guarded(
+            "delete", self._invalidate(list(dict.fromkeys(keys))), budget, guard.state is not CLOSED
+        )
+
+    async def _invalidate(self, keys: list[str]) -> None:
         doomed = set(keys)
-        try:
-            for _key, found in zip(keys, await self.redirects.read_many(keys), strict=True):
-                if found is None:
-                    continue
-                record = decode_vary_record(found)
-                if record is None:
-                    doomed.add(found.decode("utf-8", "replace"))
-                else:
-                    doomed.update(record.variants)
-            await self.responses.bulk_delete(doomed)
-            await self.redirects.bulk_delete(keys)
-        except Exception as exc:
-            self._storage_failed("delete", exc)
+        for _key, found in zip(keys, await self.redirects.read_many(keys), strict=True):
+            if found is None:
+                continue
+            record = decode_vary_record(found)
+            if record is None:
+                doomed.add(found.decode("utf-8", "replace"))
+            else:
+                doomed.update(record.variants)
+        await self.responses.bulk_delete(doomed)
+        await self.redirects.bulk_delete(keys)
 
     async def get_response(
         self, key: str, *, request_headers: HeaderPairs = ()
@@ -585,11 +745,8 @@ class CacheBackend:
         )
         return await self.write_entry(key, entry, aliases=aliases, request_headers=request_headers)
 
-    async def _delete_quietly(self, key: str) -> None:
-        try:
-            await self.responses.delete(key)
-        except Exception as exc:
-            self._storage_failed("delete", exc)
+    async def _delete_quietly(self, key: str, budget: Budget) -> None:
+        await self._guarded("delete", self.responses.delete(key), budget, probe=False)
 
     # -- the façade's management methods ------------------------------------------------------
 

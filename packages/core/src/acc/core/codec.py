@@ -317,19 +317,29 @@ class Codec:
             key: The cache key the entry is stored under. A signature covers it, so a
                 signed entry copied onto another key does not verify there.
         """
+        return b"".join(self.encode_parts(response, key=key))
+
+    def encode_parts(self, response: CachedResponse, *, key: str = "") -> tuple[bytes, bytes]:
+        """Return the entry of ``response`` as two parts: everything before the body, and it.
+
+        Their concatenation is :meth:`encode`'s result. The body part is
+        ``response.body`` itself, not a copy, so a store that can write the parts one
+        after the other (:meth:`~acc.core.storage.BaseCache.write_parts`) stores a large
+        body without a second full copy of it in memory.
+        """
         # aiohttp decodes header bytes with "surrogateescape", so a server's non-UTF-8
         # header holds lone surrogates: "surrogatepass" keeps them, exactly.
         meta = _dumps(_RESPONSE_SCHEMA.dump(response)).encode("utf-8", "surrogatepass")
         body = response.body
         if not self._keys:
             header = _HEADER.pack(MAGIC, FORMAT_VERSION, 0, len(meta), len(body))
-            return b"".join((header, meta, body))
+            return header + meta, body
         header = _HEADER.pack(MAGIC, FORMAT_VERSION, FLAG_SIGNED, len(meta), len(body))
         mac = hmac.new(self._keys[0], header, hashlib.sha256)
         mac.update(_key_field(key))
         mac.update(meta)
         mac.update(body)
-        return b"".join((header, mac.digest(), meta, body))
+        return b"".join((header, mac.digest(), meta)), body
 
     def decode(self, data: bytes, *, key: str = "") -> CachedResponse:
         """Return the response stored in ``data`` under ``key``.

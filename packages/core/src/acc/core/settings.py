@@ -21,8 +21,16 @@ from acc.core.expiration import (
     validate_expiration,
 )
 from acc.core.keys import KeySettings
+from acc.core.storage.guard import (
+    DEFAULT_BREAKER_COOLDOWN,
+    DEFAULT_BREAKER_THRESHOLD,
+    DEFAULT_STORAGE_BUDGET,
+)
 
-__all__ = ["CacheSettings"]
+__all__ = ["DEFAULT_MAX_BODY_SIZE", "CacheSettings"]
+
+DEFAULT_MAX_BODY_SIZE = 16 * 1024 * 1024
+"""Bytes of body above which a response streams to the caller and is not stored."""
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "QUERY"})
 
@@ -82,6 +90,48 @@ def _secret_key(value: object) -> tuple[str | bytes, ...]:
     return tuple(keys)  # type: ignore[arg-type]
 
 
+def _size(value: object, argument: str) -> int | None:
+    """Check a size in bytes: ``None`` (no bound) or an ``int`` >= 0."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(argument, f"expected a number of bytes >= 0 or None, not {value!r}")
+    return value
+
+
+def _seconds(value: object, argument: str, *, optional: bool) -> float | None:
+    """Check a duration: a finite number of seconds above 0 (or ``None`` when optional)."""
+    if value is None and optional:
+        return None
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or value != value
+        or not 0 < value < float("inf")
+    ):
+        expected = "seconds above 0" + (" or None" if optional else "")
+        raise ConfigError(argument, f"expected {expected}, not {value!r}")
+    return float(value)
+
+
+def _cooldown(value: object) -> float:
+    seconds = _seconds(value, "breaker_cooldown", optional=False)
+    assert seconds is not None  # not optional: None raised
+    return seconds
+
+
+def _threshold(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(
+            "breaker_threshold", f"expected a number of failures >= 1 or None, not {value!r}"
+        )
+    return value
+
+
 def _stale_window(value: object, argument: str) -> bool | float:
     """Check a stale window (RFC 5861): off, any staleness, or a number of seconds.
 
@@ -111,7 +161,8 @@ class CacheSettings:
     """The validated options of a cache backend. See :class:`~acc.core.CacheBackend`.
 
     ``stale_if_error`` and ``stale_while_revalidate`` are stale windows: ``False`` (off),
-    ``True`` (any staleness) or a number of seconds.
+    ``True`` (any staleness) or a number of seconds. ``max_body_size``,
+    ``storage_budget`` and ``breaker_threshold`` are ``None`` when unbounded.
     """
 
     cache_name: str = "acc-cache"
@@ -130,6 +181,10 @@ class CacheSettings:
     secret_key: tuple[str | bytes, ...] = ()
     autoclose: bool = True
     strict: bool = False
+    max_body_size: int | None = DEFAULT_MAX_BODY_SIZE
+    storage_budget: float | None = DEFAULT_STORAGE_BUDGET
+    breaker_threshold: int | None = DEFAULT_BREAKER_THRESHOLD
+    breaker_cooldown: float = DEFAULT_BREAKER_COOLDOWN
     key_settings: KeySettings = attrs.field(factory=KeySettings)
 
     @classmethod
@@ -152,6 +207,10 @@ class CacheSettings:
         secret_key: object = None,
         autoclose: object = True,
         strict: object = False,
+        max_body_size: object = DEFAULT_MAX_BODY_SIZE,
+        storage_budget: object = DEFAULT_STORAGE_BUDGET,
+        breaker_threshold: object = DEFAULT_BREAKER_THRESHOLD,
+        breaker_cooldown: object = DEFAULT_BREAKER_COOLDOWN,
     ) -> CacheSettings:
         """Check every option and return the settings; ``ConfigError`` on the first bad one."""
         if not isinstance(cache_name, str) or not cache_name:
@@ -183,6 +242,10 @@ class CacheSettings:
             secret_key=_secret_key(secret_key),
             autoclose=_flag(autoclose, "autoclose"),
             strict=_flag(strict, "strict"),
+            max_body_size=_size(max_body_size, "max_body_size"),
+            storage_budget=_seconds(storage_budget, "storage_budget", optional=True),
+            breaker_threshold=_threshold(breaker_threshold),
+            breaker_cooldown=_cooldown(breaker_cooldown),
             key_settings=KeySettings(
                 ignored_params=ignored, include_headers=include, match_headers=match
             ),

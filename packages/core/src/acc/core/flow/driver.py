@@ -44,7 +44,7 @@ import attrs
 
 from acc.core.flow.coalesce import SingleFlight
 from acc.core.flow.entries import entry_from_head, gateway_timeout
-from acc.core.flow.exchange import Exchange, LiveT, ResponseHead
+from acc.core.flow.exchange import BodyCollector, Exchange, LiveT, ResponseHead
 from acc.core.flow.outcome import Outcome
 from acc.core.flow.refresh import BackgroundRefreshes
 from acc.core.http.policy import (
@@ -53,6 +53,7 @@ from acc.core.http.policy import (
     RequestOptions,
     Revalidate,
     StaleWhileRevalidate,
+    StoreDecision,
     UseCached,
     decide_error,
     decide_lookup,
@@ -67,6 +68,7 @@ from acc.core.keys import CacheRequest
 from acc.core.models import CachedResponse, HeaderPairs
 from acc.core.settings import CacheSettings
 from acc.core.stats import CacheStats
+from acc.core.storage.guard import Budget
 
 __all__ = ["FlowCache", "RequestFlow", "assert_never"]
 
@@ -108,8 +110,12 @@ class FlowCache(Protocol):
         """The cross-process fetch lock of ``key``."""
         ...
 
+    def storage_budget(self) -> Budget:
+        """A new budget of storage waiting for one request."""
+        ...
+
     async def read_entry(
-        self, key: str, *, request_headers: HeaderPairs = ()
+        self, key: str, *, request_headers: HeaderPairs = (), budget: Budget | None = None
     ) -> CachedResponse | None:
         """Read and decode the entry under ``key`` (following aliases and Vary)."""
         ...
@@ -122,11 +128,12 @@ class FlowCache(Protocol):
         aliases: Iterable[str] = (),
         request_headers: HeaderPairs = (),
         keep_until: datetime | None = None,
+        budget: Budget | None = None,
     ) -> bool:
         """Encode and write ``entry`` under ``key``; whether it was written."""
         ...
 
-    async def invalidate(self, keys: Iterable[str]) -> None:
+    async def invalidate(self, keys: Iterable[str], *, budget: Budget | None = None) -> None:
         """Delete the entries under ``keys``, their variants and aliases."""
         ...
 
@@ -140,6 +147,10 @@ class _Request(Generic[LiveT]):
     options: RequestOptions
     key: str
     refreshes: BackgroundRefreshes
+    budget: Budget
+    """The storage waiting left to the request (see :mod:`acc.core.storage.guard`)."""
+    drain: bool = False
+    """Read a body of unknown length here, so it is stored (a background refresh)."""
 
 
 def _bodiless(request: CacheRequest, method: str, url: str) -> CacheRequest:
@@ -249,12 +260,13 @@ class RequestFlow:
             return await self._bypass(request, exchange, options, bypass, invalidate=not disabled)
         key = self.cache.create_key(request)
         completions_before_lookup = self.cache.inflight.completions
+        budget = self.cache.storage_budget()
         if options.force_refresh:
             entry = None
         elif settings.filter_fn is None:  # the common case, without a second coroutine
-            entry = await self.cache.read_entry(key, request_headers=request.headers)
+            entry = await self.cache.read_entry(key, request_headers=request.headers, budget=budget)
         else:
-            entry = await self._read(request, key)
+            entry = await self._read(request, key, budget)
         now = self.cache.now()
         decision = decide_lookup(
             entry, options, now, settings=settings, request_headers=request.headers
@@ -265,7 +277,7 @@ class RequestFlow:
         if isinstance(decision, GatewayTimeout):
             why = "no entry" if entry is None else "the entry may not be used"
             return self._gateway_timeout(request, key, f"only_if_cached, and {why}")
-        call = _Request(request, exchange, options, key, refreshes)
+        call = _Request(request, exchange, options, key, refreshes, budget)
         if isinstance(decision, StaleWhileRevalidate):
             self._refresh_in_background(call, decision)
             return self._hit(request, key, decision.entry, stale=True, why="stale-while-revalidate")
@@ -290,12 +302,12 @@ class RequestFlow:
         self._log("not cached", why, request, None)
         live = await exchange.send(())
         if invalidate and is_unsafe_method(request.method):
-            await self._invalidate(request, exchange.head(live))
+            await self._invalidate(request, exchange.head(live), self.cache.storage_budget())
         return Outcome(live=live)
 
-    async def _read(self, request: CacheRequest, key: str) -> CachedResponse | None:
+    async def _read(self, request: CacheRequest, key: str, budget: Budget) -> CachedResponse | None:
         cache = self.cache
-        entry = await cache.read_entry(key, request_headers=request.headers)
+        entry = await cache.read_entry(key, request_headers=request.headers, budget=budget)
         if (
             entry is not None
             and cache.settings.filter_fn is not None
@@ -338,7 +350,7 @@ class RequestFlow:
             lock = cache.fetch_lock(call.key) if leader else _no_lock()
             async with lock as waited_elsewhere:
                 if look_again or waited_elsewhere:
-                    stored = await self._read(call.request, call.key)
+                    stored = await self._read(call.request, call.key, call.budget)
                     second = decide_lookup(
                         stored,
                         call.options,
@@ -414,7 +426,7 @@ class RequestFlow:
             fetched = f"revalidation answered {head.status}"
         outcome = await self._store(call, live, head, fetched)
         if is_unsafe_method(request.method):
-            await self._invalidate(request, head)
+            await self._invalidate(request, head, call.budget)
         return outcome
 
     async def _refreshed(
@@ -442,6 +454,7 @@ class RequestFlow:
                 refreshed,
                 request_headers=call.request.headers,
                 keep_until=decision.storage_expires,
+                budget=call.budget,
             )
         cache.stats.revalidations += 1
         return self._hit(
@@ -470,7 +483,17 @@ class RequestFlow:
             cache.stats.not_stored += 1
             self._log(fetched, f"not stored: {decision.reason}", call.request, call.key)
             return Outcome(live=live, cache_key=call.key)
-        body = await call.exchange.read(live)
+        limit = settings.max_body_size
+        length = head.content_length
+        if limit is not None and length is not None and length > limit:
+            why = f"Content-Length {length} is above max_body_size ({limit})"
+            return self._too_large(call, live, fetched, why)
+        if limit is not None and length is None:
+            return await self._store_while_read(call, live, head, decision, now, fetched)
+        live, body = await call.exchange.read(live, limit)
+        if body is None:
+            why = f"the body grew past max_body_size ({limit}) as it was read"
+            return self._too_large(call, live, fetched, why)
         entry = entry_from_head(
             head,
             body,
@@ -488,10 +511,78 @@ class RequestFlow:
             aliases=self._alias_keys(call.request, head),
             request_headers=call.request.headers,
             keep_until=decision.storage_expires,
+            budget=call.budget,
         )
         outcome = "stored" if stored else "not stored: storage refused it"
         self._log(fetched, outcome, call.request, call.key)
         return Outcome(entry=entry, live=live, body=body, cache_key=call.key, stored=stored)
+
+    def _too_large(
+        self, call: _Request[LiveT], live: LiveT, fetched: str, why: str
+    ) -> Outcome[LiveT]:
+        """A response not stored for its size: it streams on to the caller, unbuffered."""
+        stats = self.cache.stats
+        stats.not_stored += 1
+        stats.too_large += 1
+        self._log(fetched, f"not stored: {why}", call.request, call.key)
+        return Outcome(live=live, cache_key=call.key)
+
+    async def _store_while_read(
+        self,
+        call: _Request[LiveT],
+        live: LiveT,
+        head: ResponseHead,
+        decision: StoreDecision,
+        now: datetime,
+        fetched: str,
+    ) -> Outcome[LiveT]:
+        """A body of unknown length: store it once the caller has read all of it.
+
+        Nothing is read ahead of the caller. The body is kept as the caller reads it,
+        given up on past ``max_body_size``, and stored when it ends, within what is left
+        of the request's storage budget. Until then the key has no entry: concurrent
+        requests for it go to the network.
+        """
+        cache = self.cache
+        settings = cache.settings
+
+        async def complete(body: bytes) -> None:
+            entry = entry_from_head(
+                head,
+                body,
+                created_at=now,
+                expires=decision.expires,
+                ignored_params=settings.ignored_params,
+            )
+            if not await self._passes_filter(entry):
+                cache.stats.not_stored += 1
+                self._log(fetched, "not stored: filter_fn refused it", call.request, call.key)
+                return
+            stored = await cache.write_entry(
+                call.key,
+                entry,
+                aliases=self._alias_keys(call.request, head),
+                request_headers=call.request.headers,
+                keep_until=decision.storage_expires,
+                budget=call.budget,
+            )
+            outcome = "stored" if stored else "not stored: storage refused it"
+            self._log(fetched, f"{outcome} (read by the caller)", call.request, call.key)
+
+        def overflow() -> None:
+            stats = cache.stats
+            stats.not_stored += 1
+            stats.too_large += 1
+            why = f"not stored: the body grew past max_body_size ({settings.max_body_size})"
+            self._log(fetched, why, call.request, call.key)
+
+        collector = BodyCollector(settings.max_body_size, complete, overflow)
+        streamed = await call.exchange.stream(live, collector)
+        self._log(fetched, "storing as the caller reads (length unknown)", call.request, call.key)
+        if call.drain:  # nobody will read it: read it here, as far as the limit
+            streamed, _body = await call.exchange.read(streamed, settings.max_body_size)
+            await call.exchange.release(streamed)
+        return Outcome(live=streamed, cache_key=call.key)
 
     def _alias_keys(self, request: CacheRequest, head: ResponseHead) -> set[str]:
         """Keys of the URLs a redirect chain passed through, pointing at the final entry."""
@@ -500,7 +591,7 @@ class RequestFlow:
         urls = [hop.url for hop in head.history[1:]] + [head.url]
         return {self.cache.create_key(_bodiless(request, "GET", u)) for u in urls}
 
-    async def _invalidate(self, request: CacheRequest, head: ResponseHead) -> None:
+    async def _invalidate(self, request: CacheRequest, head: ResponseHead, budget: Budget) -> None:
         """After a successful unsafe request, drop the entries of its target (RFC 9111 §4.4).
 
         The GET and HEAD entries of each URL go: the plain request's, and the one a
@@ -518,7 +609,7 @@ class RequestFlow:
                 keys.append(cache.create_key(_bodiless(request, safe, target)))
         cache.stats.invalidations += 1
         self._log("invalidated", ", ".join(urls), request, None)
-        await cache.invalidate(keys)
+        await cache.invalidate(keys, budget=budget)
 
     def _refresh_in_background(self, call: _Request[LiveT], decision: StaleWhileRevalidate) -> None:
         """Start the refresh of a stale entry just served (at most one per key)."""
@@ -526,9 +617,12 @@ class RequestFlow:
             Revalidate(decision.entry, decision.headers) if decision.headers else Fetch("expired")
         )
 
+        # Its own budget: a refresh waits on storage for no request.
+        background = attrs.evolve(call, budget=self.cache.storage_budget(), drain=True)
+
         async def refresh() -> None:
-            outcome = await self._exchange(call, follow_up, None)
+            outcome = await self._exchange(background, follow_up, None)
             if outcome.live is not None and outcome.body is None:
-                await call.exchange.release(outcome.live)
+                await background.exchange.release(outcome.live)
 
         call.refreshes.start(call.key, refresh)

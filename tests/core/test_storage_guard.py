@@ -1,0 +1,301 @@
+"""Waits on storage are bounded: the per-request budget and the circuit breaker (DESIGN §8).
+
+Stores here never answer, or fail on demand; the tests count calls and outcomes, and
+move the cache's clock for cool-downs. Nothing asserts on elapsed time: a request that
+waited on a store that never answers simply would not finish, and ``asyncio.wait_for``
+with a generous timeout turns that into a failure instead of a hang.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from acc.core import BackendUnavailable, BaseCache, CacheBackend, CachedResponse, CacheRequest
+from acc.core.storage.guard import CLOSED, HALF_OPEN, OPEN, Budget, StorageGuard, StorageTimeout
+
+WAIT = 30.0  # seconds a test waits for something that takes milliseconds
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2030, 1, 1, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class ControlledStore(BaseCache):
+    """A store whose operations hang, fail or work, as the test says; it counts calls."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+        self.mode = "work"  # "work", "fail" or "hang"
+        self.calls = 0
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def _act(self) -> None:
+        self.calls += 1
+        if self.mode == "fail":
+            raise ConnectionError("storage is down")
+        if self.mode == "hang":
+            self.entered.set()
+            await self.release.wait()
+
+    async def read(self, key: str) -> bytes | None:
+        await self._act()
+        return self.data.get(key)
+
+    async def write(self, key: str, value: bytes, *, expires_at: float | None = None) -> None:
+        await self._act()
+        self.data[key] = value
+
+    async def delete(self, key: str) -> None:
+        await self._act()
+        self.data.pop(key, None)
+
+    async def keys(self) -> AsyncIterator[str]:
+        await self._act()
+        for key in list(self.data):
+            yield key
+
+    async def clear(self) -> None:
+        await self._act()
+        self.data.clear()
+
+
+def backend(store: ControlledStore, **options) -> CacheBackend:
+    return CacheBackend(responses=store, redirects=ControlledStore(), **options)
+
+
+def breaker_open(cache: CacheBackend) -> bool:
+    return cache.stats.breaker_open
+
+
+async def origin_send(request: CacheRequest) -> CachedResponse:
+    return CachedResponse(200, "OK", request.url, "GET", body=b"from the network")
+
+
+async def fetch(cache: CacheBackend, url: str = "http://example.invalid/x"):
+    return await asyncio.wait_for(cache.fetch(CacheRequest("GET", url), origin_send), WAIT)
+
+
+# -- the budget --------------------------------------------------------------------------
+
+
+async def test_a_store_that_never_answers_costs_a_request_at_most_its_budget():
+    store = ControlledStore()
+    store.mode = "hang"
+    cache = backend(store, storage_budget=0.05, breaker_threshold=None)
+    for _ in range(3):
+        result = await fetch(cache)  # would never finish without the budget
+        assert (result.response.body, result.from_cache, result.stored) == (
+            b"from the network",
+            False,
+            False,
+        )
+    stats = cache.stats
+    # Each request: its read ran out of budget; its write was not even started.
+    assert stats.storage_timeouts == 3
+    assert stats.errors == 3
+    assert stats.storage_skipped == 3
+    assert store.calls == 3
+
+
+async def test_the_budget_counts_only_time_spent_waiting_on_storage():
+    # A slow origin does not use up the budget: the write after it still happens.
+    store = ControlledStore()
+    cache = backend(store, storage_budget=0.5)
+    gate = asyncio.Event()
+
+    async def slow_send(request: CacheRequest) -> CachedResponse:
+        await gate.wait()
+        return await origin_send(request)
+
+    task = asyncio.create_task(
+        cache.fetch(CacheRequest("GET", "http://example.invalid/"), slow_send)
+    )
+    await asyncio.sleep(0.6)  # longer than the whole budget, spent at the origin
+    gate.set()
+    result = await asyncio.wait_for(task, WAIT)
+    assert result.stored is True
+    assert cache.stats.storage_timeouts == 0
+
+
+async def test_a_write_that_hangs_is_cut_and_the_response_still_served():
+    store = ControlledStore()
+    cache = backend(store, storage_budget=0.05)
+    original = store.write
+
+    async def hang_write(key: str, value: bytes, *, expires_at: float | None = None) -> None:
+        store.entered.set()
+        await store.release.wait()
+        await original(key, value, expires_at=expires_at)
+
+    store.write = hang_write  # type: ignore[method-assign]
+    result = await fetch(cache)
+    assert (result.response.body, result.stored) == (b"from the network", False)
+    assert cache.stats.storage_timeouts == 1
+
+
+def test_budget_is_charged_only_while_timed():
+    async def main() -> None:
+        guard = StorageGuard(clock=lambda: 0.0)
+        budget = Budget(10.0)
+        assert await guard.timed(asyncio.sleep(0, result=7), budget) == 7
+        assert 0 < budget.left <= 10.0  # type: ignore[operator]
+        spent = Budget(0.0)
+        with pytest.raises(StorageTimeout):
+            await guard.timed(asyncio.sleep(0), spent)
+        assert await guard.timed(asyncio.sleep(0, result=1), Budget(None)) == 1
+
+    asyncio.run(main())
+
+
+def test_in_process_stores_are_not_timed():
+    assert CacheBackend(storage_budget=0.001).storage_budget().left is None
+    timed = CacheBackend(responses=ControlledStore(), storage_budget=0.25)
+    assert timed.storage_budget().left == 0.25
+    assert (
+        CacheBackend(responses=ControlledStore(), storage_budget=None).storage_budget().left is None
+    )
+
+
+async def test_a_storage_timeout_raises_with_strict():
+    store = ControlledStore()
+    store.mode = "hang"
+    cache = backend(store, storage_budget=0.05, strict=True)
+    with pytest.raises(BackendUnavailable):
+        await fetch(cache)
+
+
+# -- the breaker --------------------------------------------------------------------------
+
+
+async def test_the_breaker_opens_skips_storage_then_probes_and_closes(caplog):
+    caplog.set_level(logging.WARNING, logger="acc")
+    clock = Clock()
+    store = ControlledStore()
+    store.mode = "fail"
+    cache = backend(store, breaker_threshold=3, breaker_cooldown=10, clock=clock)
+    await fetch(cache)  # read fails, write fails: 2
+    await fetch(cache)  # read fails: 3, the breaker opens; the write is skipped
+    assert breaker_open(cache)
+    assert cache.stats.breaker_trips == 1
+    calls = store.calls
+    for _ in range(5):
+        result = await fetch(cache)
+        assert result.response.body == b"from the network"
+    assert store.calls == calls  # storage was not touched while open
+    assert cache.stats.storage_skipped >= 10
+    assert sum("skipping storage for 10s" in r.getMessage() for r in caplog.records) == 1
+
+    clock.advance(10)  # the cool-down is over: one request probes, and fails
+    await fetch(cache)
+    assert store.calls == calls + 1
+    assert breaker_open(cache)
+    await fetch(cache)
+    assert store.calls == calls + 1  # open again, for another cool-down
+
+    store.mode = "work"
+    clock.advance(10)
+    await fetch(cache)  # the probe succeeds (a miss), the write goes through
+    assert not breaker_open(cache)
+    assert cache.guard.state == CLOSED
+    hit = await fetch(cache)
+    assert hit.from_cache is True
+    assert cache.stats.breaker_trips == 1  # re-opening after a failed probe is the same trip
+
+
+async def test_only_one_request_probes_at_a_time():
+    clock = Clock()
+    store = ControlledStore()
+    store.mode = "fail"
+    cache = backend(
+        store, breaker_threshold=1, breaker_cooldown=5, clock=clock, storage_budget=None
+    )
+    await fetch(cache)
+    assert cache.guard.state == OPEN
+    clock.advance(5)
+    store.mode = "hang"
+    probe = asyncio.create_task(
+        cache.fetch(CacheRequest("GET", "http://example.invalid/p"), origin_send)
+    )
+    await asyncio.wait_for(store.entered.wait(), WAIT)
+    assert cache.guard.state == HALF_OPEN
+    calls = store.calls
+    others = await asyncio.gather(*(fetch(cache, f"http://example.invalid/{n}") for n in range(3)))
+    assert [r.response.body for r in others] == [b"from the network"] * 3
+    assert store.calls == calls  # the others skipped storage while the probe ran
+    store.mode = "work"
+    store.release.set()
+    await asyncio.wait_for(probe, WAIT)
+    assert cache.guard.state == CLOSED
+
+
+async def test_a_cancelled_probe_lets_the_next_request_probe():
+    clock = Clock()
+    store = ControlledStore()
+    store.mode = "fail"
+    cache = backend(
+        store, breaker_threshold=1, breaker_cooldown=5, clock=clock, storage_budget=None
+    )
+    await fetch(cache)
+    clock.advance(5)
+    store.mode = "hang"
+    probe = asyncio.create_task(
+        cache.fetch(CacheRequest("GET", "http://example.invalid/p"), origin_send)
+    )
+    await asyncio.wait_for(store.entered.wait(), WAIT)
+    probe.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await probe
+    store.mode = "work"
+    await fetch(cache)
+    assert cache.guard.state == CLOSED
+
+
+async def test_timeouts_open_the_breaker_too():
+    store = ControlledStore()
+    store.mode = "hang"
+    cache = backend(store, storage_budget=0.02, breaker_threshold=2)
+    for _ in range(4):
+        await fetch(cache)
+    assert cache.stats.storage_timeouts == 2
+    assert breaker_open(cache)
+    assert store.calls == 2
+
+
+async def test_strict_raises_while_the_breaker_is_open():
+    store = ControlledStore()
+    store.mode = "fail"
+    cache = backend(store, breaker_threshold=1, strict=True)
+    with pytest.raises(BackendUnavailable):
+        await fetch(cache)
+    with pytest.raises(BackendUnavailable, match="circuit breaker"):
+        await fetch(cache)
+
+
+def test_reset_keeps_the_breaker_state():
+    cache = CacheBackend()
+    cache.stats.breaker_open = True
+    cache.stats.errors = 4
+    cache.stats.reset()
+    assert breaker_open(cache)
+    assert cache.stats.errors == 0
+
+
+def test_the_breaker_never_opens_without_a_threshold():
+    guard = StorageGuard(threshold=None, clock=lambda: 0.0)
+    for _ in range(100):
+        guard.failed()
+    assert guard.state == CLOSED
+    assert guard.allow()
