@@ -108,10 +108,13 @@ class RedisBackend(CacheBackend):
         client: A ``redis.asyncio.Redis`` or ``RedisCluster`` you own, instead of ``url``
             and connection options; acc never closes it.
         cluster: Use a ``RedisCluster`` client with ``url`` (same as ``redis+cluster://``).
-        socket_timeout: Seconds a command may take (default 5).
+        socket_timeout: Seconds a command may take (default 5): a command that times out
+            is not retried. A request waits on storage at most its ``storage_budget``
+            in all (default 1 s), whatever this says.
         socket_connect_timeout: Seconds to wait for a connection (default 1): what each
             request pays at most while the server is unreachable.
-        retries: Quick retries of a command after a connection error (default 1).
+        retries: Quick retries of a command after a connection error (default 1); never
+            after a timeout.
         connection_options: More keyword arguments for the redis-py client
             (``ssl_ca_certs``, ``max_connections``, ``health_check_interval``, ...).
         lock: Coordinate misses across processes: one fetches, the others wait for its
