@@ -67,6 +67,12 @@ def _status(field: str) -> int:
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
+def _reset_peak() -> None:
+    """Set the kernel's high-water mark of this process's RSS (VmHWM) to its RSS now."""
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")
+
+
 def _backend(kind: str, folder: str, redis_url: str | None, **options: Any) -> Any:
     if kind == "memory":
         from acc.core import CacheBackend
@@ -105,8 +111,7 @@ async def probe(
         async with session.get(url.replace("/big", "/missing")) as warm:
             await warm.read()
         start = _status("VmRSS:")
-        with open("/proc/self/clear_refs", "w") as clear:
-            clear.write("5")  # resets VmHWM to the current RSS
+        _reset_peak()
         received = 0
         async with session.get(url) as response:
             if how == "read":
