@@ -38,11 +38,16 @@ class ControlledStore(BaseCache):
     def __init__(self) -> None:
         self.data: dict[str, bytes] = {}
         self.mode = "work"  # "work", "fail" or "hang"
+        self.writes_work = False  # writes and deletes work whatever the mode
+        self.reads_work = False  # reads work whatever the mode
         self.calls = 0
+        self.reads = 0
         self.entered = asyncio.Event()
         self.release = asyncio.Event()
 
-    async def _act(self) -> None:
+    async def _act(self, reading: bool = False) -> None:
+        if reading and self.reads_work:
+            return
         self.calls += 1
         if self.mode == "fail":
             raise ConnectionError("storage is down")
@@ -51,15 +56,18 @@ class ControlledStore(BaseCache):
             await self.release.wait()
 
     async def read(self, key: str) -> bytes | None:
-        await self._act()
+        self.reads += 1
+        await self._act(reading=True)
         return self.data.get(key)
 
     async def write(self, key: str, value: bytes, *, expires_at: float | None = None) -> None:
-        await self._act()
+        if not self.writes_work:
+            await self._act()
         self.data[key] = value
 
     async def delete(self, key: str) -> None:
-        await self._act()
+        if not self.writes_work:
+            await self._act()
         self.data.pop(key, None)
 
     async def keys(self) -> AsyncIterator[str]:
@@ -186,33 +194,49 @@ async def test_the_breaker_opens_skips_storage_then_probes_and_closes(caplog):
     store = ControlledStore()
     store.mode = "fail"
     cache = backend(store, breaker_threshold=3, breaker_cooldown=10, clock=clock)
-    await fetch(cache)  # read fails, write fails: 2
-    await fetch(cache)  # read fails: 3, the breaker opens; the write is skipped
+    for _ in range(3):  # each: a failed read and a failed write
+        await fetch(cache)
     assert breaker_open(cache)
-    assert cache.stats.breaker_trips == 1
+    assert cache.read_guard.state == cache.write_guard.state == OPEN
+    assert cache.stats.breaker_trips == 2  # reads and writes, each its own breaker
     calls = store.calls
     for _ in range(5):
         result = await fetch(cache)
         assert result.response.body == b"from the network"
     assert store.calls == calls  # storage was not touched while open
-    assert cache.stats.storage_skipped >= 10
-    assert sum("skipping storage for 10s" in r.getMessage() for r in caplog.records) == 1
+    assert cache.stats.storage_skipped == 10
+    assert sum("skipping storage" in r.getMessage() for r in caplog.records) == 2
 
-    clock.advance(10)  # the cool-down is over: one request probes, and fails
+    clock.advance(10)  # the cool-down is over: one read and one write probe, and fail
     await fetch(cache)
-    assert store.calls == calls + 1
+    assert store.calls == calls + 2
     assert breaker_open(cache)
     await fetch(cache)
-    assert store.calls == calls + 1  # open again, for another cool-down
+    assert store.calls == calls + 2  # open again, for another cool-down
 
     store.mode = "work"
     clock.advance(10)
-    await fetch(cache)  # the probe succeeds (a miss), the write goes through
+    await fetch(cache)  # the probes succeed (a miss, then its write)
     assert not breaker_open(cache)
-    assert cache.guard.state == CLOSED
+    assert cache.read_guard.state == cache.write_guard.state == CLOSED
     hit = await fetch(cache)
     assert hit.from_cache is True
-    assert cache.stats.breaker_trips == 1  # re-opening after a failed probe is the same trip
+    assert cache.stats.breaker_trips == 2  # re-opening after a failed probe is the same trip
+
+
+async def test_a_store_that_cannot_write_still_serves_what_it_holds():
+    # Reads work, writes fail (a lock another process holds, a full disk): the write
+    # breaker opens; hits go on.
+    store = ControlledStore()
+    cache = backend(store, breaker_threshold=2)
+    await fetch(cache)  # stored
+    store.mode = "fail"
+    store.reads_work = True
+    for n in range(3):
+        await fetch(cache, f"http://example.invalid/new{n}")
+    assert cache.write_guard.state == OPEN
+    assert cache.read_guard.state == CLOSED
+    assert (await fetch(cache)).from_cache is True
 
 
 async def test_only_one_request_probes_at_a_time():
@@ -223,22 +247,23 @@ async def test_only_one_request_probes_at_a_time():
         store, breaker_threshold=1, breaker_cooldown=5, clock=clock, storage_budget=None
     )
     await fetch(cache)
-    assert cache.guard.state == OPEN
+    assert cache.read_guard.state == OPEN
     clock.advance(5)
     store.mode = "hang"
+    store.writes_work = True
     probe = asyncio.create_task(
         cache.fetch(CacheRequest("GET", "http://example.invalid/p"), origin_send)
     )
     await asyncio.wait_for(store.entered.wait(), WAIT)
-    assert cache.guard.state == HALF_OPEN
-    calls = store.calls
+    assert cache.read_guard.state == HALF_OPEN
+    reads = store.reads
     others = await asyncio.gather(*(fetch(cache, f"http://example.invalid/{n}") for n in range(3)))
     assert [r.response.body for r in others] == [b"from the network"] * 3
-    assert store.calls == calls  # the others skipped storage while the probe ran
+    assert store.reads == reads  # the others skipped reading while the probe ran
     store.mode = "work"
     store.release.set()
     await asyncio.wait_for(probe, WAIT)
-    assert cache.guard.state == CLOSED
+    assert cache.read_guard.state == CLOSED
 
 
 async def test_a_cancelled_probe_lets_the_next_request_probe():
@@ -260,18 +285,20 @@ async def test_a_cancelled_probe_lets_the_next_request_probe():
         await probe
     store.mode = "work"
     await fetch(cache)
-    assert cache.guard.state == CLOSED
+    assert cache.read_guard.state == CLOSED
 
 
 async def test_timeouts_open_the_breaker_too():
     store = ControlledStore()
     store.mode = "hang"
     cache = backend(store, storage_budget=0.02, breaker_threshold=2)
-    for _ in range(4):
+    for _ in range(6):
         await fetch(cache)
-    assert cache.stats.storage_timeouts == 2
-    assert breaker_open(cache)
-    assert store.calls == 2
+    # Two reads ran out of budget (their writes had none left); then, reads skipped,
+    # two writes did; then nothing touched storage.
+    assert cache.stats.storage_timeouts == 4
+    assert cache.read_guard.state == cache.write_guard.state == OPEN
+    assert store.calls == 4
 
 
 async def test_strict_raises_while_the_breaker_is_open():

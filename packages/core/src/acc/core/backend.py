@@ -267,13 +267,11 @@ class CacheBackend:
         self.refreshes = BackgroundRefreshes()
         self._closed = False
         self._in_outage = False
-        self.guard = StorageGuard(
-            threshold=self.settings.breaker_threshold,
-            cooldown=self.settings.breaker_cooldown,
-            clock=lambda: self._clock().timestamp(),
-            on_change=self._breaker_changed,
-        )
-        """The storage budget's timer and the circuit breaker (:mod:`acc.core.storage.guard`)."""
+        self.read_guard = self._guard("reads")
+        """The breaker of storage reads, and the budget's timer (see :mod:`.storage.guard`)."""
+        self.write_guard = self._guard("writes")
+        """The breaker of writes and deletes: a store that cannot write (a lock another
+        process holds, a full disk) may still serve what it holds."""
         # In-process stores cannot hang: their operations are not timed (no timer cost).
         self._timed = not (self.responses.in_process and self.redirects.in_process)
 
@@ -453,7 +451,6 @@ class CacheBackend:
         self.stats.errors += 1
         if isinstance(exc, StorageTimeout):
             self.stats.storage_timeouts += 1
-        self.guard.failed()
         if self.settings.strict:
             raise BackendUnavailable(f"{self!r}: {operation} failed: {exc!r}") from exc
         if not self._in_outage:
@@ -466,59 +463,76 @@ class CacheBackend:
             )
 
     def _storage_ok(self) -> None:
-        self.guard.succeeded()
         if self._in_outage:
             self._in_outage = False
             logger.warning("acc: storage of %r is working again", self)
 
-    def _storage_skipped(self, operation: str) -> None:
+    def _storage_skipped(self, operation: str, guard: StorageGuard) -> None:
         """Count an operation the open breaker skipped; raise when ``strict``."""
         self.stats.storage_skipped += 1
         if self.settings.strict:
             raise BackendUnavailable(
                 f"{self!r}: {operation} skipped: the circuit breaker is open after "
-                f"{self.guard.failures} consecutive storage failures"
+                f"{guard.failures} consecutive storage failures"
             )
 
-    def _breaker_changed(self, state: str) -> None:
-        stats = self.stats
-        stats.breaker_open = state != CLOSED
-        if state == OPEN:
-            if self.guard.failures <= (self.settings.breaker_threshold or 0):
+    def _guard(self, what: str) -> StorageGuard:
+        def changed(old: str, new: str) -> None:
+            stats = self.stats
+            # Called on a change of state only, so both guards exist by then.
+            stats.breaker_open = not (self.read_guard.state == self.write_guard.state == CLOSED)
+            if old == CLOSED and new == OPEN:
                 stats.breaker_trips += 1
                 logger.warning(
-                    "acc: %d consecutive storage failures on %r; skipping storage for %gs",
-                    self.guard.failures,
+                    "acc: %d consecutive storage failures on %r; skipping storage %s for %gs",
+                    self.settings.breaker_threshold,
                     self,
+                    what,
                     self.settings.breaker_cooldown,
                 )
-        elif state == CLOSED:
-            logger.warning("acc: the probe of %r succeeded; using storage again", self)
+            elif new == CLOSED:
+                logger.warning("acc: storage %s of %r work again (a probe succeeded)", what, self)
+
+        return StorageGuard(
+            threshold=self.settings.breaker_threshold,
+            cooldown=self.settings.breaker_cooldown,
+            clock=lambda: self._clock().timestamp(),
+            on_change=changed,
+        )
 
     async def _guarded(
-        self, operation: str, run: Awaitable[_T], budget: Budget, probe: bool
+        self,
+        operation: str,
+        run: Awaitable[_T],
+        budget: Budget,
+        guard: StorageGuard,
+        probe: bool,
     ) -> tuple[bool, _T | None]:
         """Await ``run`` within ``budget``: ``(True, result)``, or ``(False, None)`` on failure.
 
         A failure (an error, the budget running out) is counted and reported, and raised
-        as :class:`BackendUnavailable` with ``strict``.
+        as :class:`BackendUnavailable` with ``strict``; ``guard`` counts it, or the
+        success, towards its breaker.
         """
         try:
-            result = await self.guard.timed(run, budget)
+            result = await guard.timed(run, budget)
         except asyncio.CancelledError:
             if probe:
-                self.guard.abandoned()
+                guard.abandoned()
             raise
         except EntryTooLarge:
+            guard.succeeded()  # the store answered: it is working
             raise
         except BudgetSpent:  # not started: no failure of storage
             if probe:
-                self.guard.abandoned()
+                guard.abandoned()
             self.stats.storage_skipped += 1
             return False, None
         except Exception as exc:
+            guard.failed()
             self._storage_failed(operation, exc)
             return False, None
+        guard.succeeded()
         self._storage_ok()
         return True, result
 
@@ -546,15 +560,14 @@ class CacheBackend:
         way it reads as ``None``.
         """
         self._check_open()
-        guard = self.guard
+        guard = self.read_guard
         if guard.state is not CLOSED and not guard.allow():
-            self._storage_skipped("read")
+            self._storage_skipped("read", guard)
             return None
         if budget is None:
             budget = self.storage_budget()
-        _ok, found = await self._guarded(
-            "read", self._lookup(key, request_headers), budget, guard.state is not CLOSED
-        )
+        lookup = self._lookup(key, request_headers)
+        _ok, found = await self._guarded("read", lookup, budget, guard, guard.state is not CLOSED)
         if found is None:
             return None
         key, data = found
@@ -627,9 +640,9 @@ class CacheBackend:
             may prevent it).
         """
         self._check_open()
-        guard = self.guard
+        guard = self.write_guard
         if guard.state is not CLOSED and not guard.allow():
-            self._storage_skipped("write")
+            self._storage_skipped("write", guard)
             return False
         if budget is None:
             budget = self.storage_budget()
@@ -641,7 +654,7 @@ class CacheBackend:
         parts = self.codec.encode_parts(entry, key=store_key)
         write = self._write(key, store_key, parts, names, aliases, expires_at)
         try:
-            ok, _ = await self._guarded("write", write, budget, guard.state is not CLOSED)
+            ok, _ = await self._guarded("write", write, budget, guard, guard.state is not CLOSED)
         except EntryTooLarge as exc:
             self._storage_ok()  # the store answered: it is working
             logger.debug("acc: not storing %s: %s", key, exc)  # the store logged why
@@ -692,15 +705,14 @@ class CacheBackend:
         it is skipped.
         """
         self._check_open()
-        guard = self.guard
+        guard = self.write_guard
         if guard.state is not CLOSED and not guard.allow():
-            self._storage_skipped("delete")
+            self._storage_skipped("delete", guard)
             return
         if budget is None:
             budget = self.storage_budget()
-        await self._guarded(
-            "delete", self._invalidate(list(dict.fromkeys(keys))), budget, guard.state is not CLOSED
-        )
+        work = self._invalidate(list(dict.fromkeys(keys)))
+        await self._guarded("delete", work, budget, guard, guard.state is not CLOSED)
 
     async def _invalidate(self, keys: list[str]) -> None:
         doomed = set(keys)
@@ -746,7 +758,9 @@ class CacheBackend:
         return await self.write_entry(key, entry, aliases=aliases, request_headers=request_headers)
 
     async def _delete_quietly(self, key: str, budget: Budget) -> None:
-        await self._guarded("delete", self.responses.delete(key), budget, probe=False)
+        guard = self.write_guard
+        if guard.state is CLOSED:  # a clean-up: never a probe
+            await self._guarded("delete", self.responses.delete(key), budget, guard, probe=False)
 
     # -- the façade's management methods ------------------------------------------------------
 

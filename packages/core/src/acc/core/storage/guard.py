@@ -110,7 +110,7 @@ class StorageGuard:
         threshold: Consecutive failures that open the breaker; ``None`` never opens it.
         cooldown: Seconds, by ``clock``, storage is skipped once the breaker is open.
         clock: Returns the current time in seconds (the cache's clock), for cool-downs.
-        on_change: Called with the new state (``"closed"``, ``"open"``,
+        on_change: Called with the old and the new state (``"closed"``, ``"open"``,
             ``"half-open"``) whenever it changes.
     """
 
@@ -131,7 +131,7 @@ class StorageGuard:
         threshold: int | None = DEFAULT_BREAKER_THRESHOLD,
         cooldown: float = DEFAULT_BREAKER_COOLDOWN,
         clock: Callable[[], float],
-        on_change: Callable[[str], None] | None = None,
+        on_change: Callable[[str, str], None] | None = None,
     ) -> None:
         self.threshold = threshold
         self.cooldown = cooldown
@@ -144,10 +144,11 @@ class StorageGuard:
         self._probing = False
 
     def _set(self, state: str) -> None:
-        if state != self.state:
+        old = self.state
+        if state != old:
             self.state = state
             if self._on_change is not None:
-                self._on_change(state)
+                self._on_change(old, state)
 
     # -- the breaker -----------------------------------------------------------------------
 
