@@ -37,8 +37,10 @@ def command(server: RedisServer, *words: str) -> socket.socket:
     return conn
 
 
-def backend(server: RedisServer) -> RedisBackend:
-    return RedisBackend("faults", url=server.url, socket_timeout=SLOW_STORAGE, retries=1, **BOUNDS)
+def backend(server: RedisServer, *, lock: bool = False) -> RedisBackend:
+    return RedisBackend(
+        "faults", url=server.url, socket_timeout=SLOW_STORAGE, retries=1, lock=lock, **BOUNDS
+    )
 
 
 async def test_stopped_mid_run_and_restarted(
@@ -59,14 +61,19 @@ async def test_stopped_mid_run_and_restarted(
     assert stats.breaker_open is False
 
 
-@pytest.mark.parametrize("how", ["client-pause", "debug-sleep", "sigstop"])
+@pytest.mark.parametrize(
+    ("how", "lock"),
+    [("client-pause", False), ("debug-sleep", False), ("sigstop", False), ("client-pause", True)],
+    ids=["client-pause", "debug-sleep", "sigstop", "client-pause-with-fetch-lock"],
+)
 async def test_paused(
     harness: Callable[..., Harness],
     redis_server_factory: Callable[..., RedisServer],
     how: str,
+    lock: bool,
 ) -> None:
     server = redis_server_factory(extra=("--enable-debug-command", "yes"))
-    run = harness(backend(server))
+    run = harness(backend(server, lock=lock))
     await run.warm(range(10))
     held: list[socket.socket] = []
 
