@@ -326,3 +326,41 @@ def test_the_breaker_never_opens_without_a_threshold():
         guard.failed()
     assert guard.state == CLOSED
     assert guard.allow()
+
+
+def test_an_answer_without_waiting_is_not_timed_and_a_wait_is_cut_cleanly():
+    async def main() -> None:
+        guard = StorageGuard(clock=lambda: 0.0)
+
+        async def at_once() -> int:
+            return 5
+
+        budget = Budget(1.0)
+        assert await guard.timed(at_once(), budget) == 5
+        assert budget.left == 1.0  # the hit path pays no timer and no charge
+
+        cleaned: list[bool] = []
+
+        async def waits_forever() -> None:
+            try:
+                await asyncio.sleep(0)
+                await asyncio.Event().wait()
+            finally:
+                cleaned.append(True)
+
+        budget = Budget(0.05)
+        with pytest.raises(StorageTimeout):
+            await guard.timed(waits_forever(), budget)
+        assert cleaned == [True]  # the cancellation reached the operation
+        assert budget.left == 0.0
+
+        async def waits_then_answers() -> str:
+            await asyncio.sleep(0)
+            await asyncio.sleep(0.01)
+            return "done"
+
+        budget = Budget(30.0)
+        assert await guard.timed(waits_then_answers(), budget) == "done"
+        assert 0 < budget.left < 30.0  # type: ignore[operator]
+
+    asyncio.run(main())

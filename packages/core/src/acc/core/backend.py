@@ -566,8 +566,24 @@ class CacheBackend:
             return None
         if budget is None:
             budget = self.storage_budget()
-        lookup = self._lookup(key, request_headers)
-        _ok, found = await self._guarded("read", lookup, budget, guard, guard.state is not CLOSED)
+        if budget.left is None and guard.state is CLOSED:  # the untimed hit path, inline
+            try:
+                data = await self.responses.read(key)
+                found = (
+                    (key, data) if data is not None else await self._follow(key, request_headers)
+                )
+            except Exception as exc:
+                guard.failed()
+                self._storage_failed("read", exc)
+                return None
+            if guard.failures:
+                guard.succeeded()
+            if self._in_outage:
+                self._storage_ok()
+        else:
+            lookup = self._lookup(key, request_headers)
+            probe = guard.state is not CLOSED
+            _ok, found = await self._guarded("read", lookup, budget, guard, probe)
         if found is None:
             return None
         key, data = found
@@ -589,18 +605,21 @@ class CacheBackend:
         """The key an entry is stored under and its bytes, following an alias or vary record."""
         data = await self.responses.read(key)
         if data is None:
-            target = await self.redirects.read(key)
-            if target is None:
-                return None
-            record = decode_vary_record(target)
-            if record is None:
-                key = target.decode("utf-8", "replace")
-            else:
-                key = variant_key(key, record.names, request_headers)
-            data = await self.responses.read(key)
-            if data is None:
-                return None
+            return await self._follow(key, request_headers)
         return key, data
+
+    async def _follow(self, key: str, request_headers: HeaderPairs) -> tuple[str, bytes] | None:
+        """After a miss on ``key``: the entry its alias or vary record leads to, if any."""
+        target = await self.redirects.read(key)
+        if target is None:
+            return None
+        record = decode_vary_record(target)
+        if record is None:
+            key = target.decode("utf-8", "replace")
+        else:
+            key = variant_key(key, record.names, request_headers)
+        data = await self.responses.read(key)
+        return None if data is None else (key, data)
 
     async def write_entry(
         self,
