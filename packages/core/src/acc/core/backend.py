@@ -48,14 +48,17 @@ from acc.core.http.vary import (
 )
 from acc.core.keys import CacheRequest, create_key, normalize_url
 from acc.core.models import CachedResponse, HeaderPairs, utcnow
-from acc.core.settings import DEFAULT_MAX_BODY_SIZE, CacheSettings
+from acc.core.settings import (
+    DEFAULT_BREAKER_COOLDOWN,
+    DEFAULT_BREAKER_THRESHOLD,
+    DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_STORAGE_BUDGET,
+    CacheSettings,
+)
 from acc.core.stats import CacheStats
 from acc.core.storage import BaseCache
 from acc.core.storage.guard import (
     CLOSED,
-    DEFAULT_BREAKER_COOLDOWN,
-    DEFAULT_BREAKER_THRESHOLD,
-    DEFAULT_STORAGE_BUDGET,
     OPEN,
     UNBOUNDED,
     Budget,

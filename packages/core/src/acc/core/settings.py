@@ -21,16 +21,23 @@ from acc.core.expiration import (
     validate_expiration,
 )
 from acc.core.keys import KeySettings
-from acc.core.storage.guard import (
-    DEFAULT_BREAKER_COOLDOWN,
-    DEFAULT_BREAKER_THRESHOLD,
-    DEFAULT_STORAGE_BUDGET,
-)
 
-__all__ = ["DEFAULT_MAX_BODY_SIZE", "CacheSettings"]
+__all__ = [
+    "DEFAULT_BREAKER_COOLDOWN",
+    "DEFAULT_BREAKER_THRESHOLD",
+    "DEFAULT_MAX_BODY_SIZE",
+    "DEFAULT_STORAGE_BUDGET",
+    "CacheSettings",
+]
 
 DEFAULT_MAX_BODY_SIZE = 16 * 1024 * 1024
 """Bytes of body above which a response streams to the caller and is not stored."""
+DEFAULT_STORAGE_BUDGET = 1.0
+"""Seconds a request may wait on storage in all before it goes on without it."""
+DEFAULT_BREAKER_THRESHOLD = 5
+"""Consecutive storage failures (errors or timeouts) that open the circuit breaker."""
+DEFAULT_BREAKER_COOLDOWN = 10.0
+"""Seconds storage is skipped once the breaker is open, before one request probes it."""
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "QUERY"})
 

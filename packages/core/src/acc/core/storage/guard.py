@@ -33,9 +33,6 @@ from typing import Any, TypeVar
 from acc.core.errors import BackendUnavailable
 
 __all__ = [
-    "DEFAULT_BREAKER_COOLDOWN",
-    "DEFAULT_BREAKER_THRESHOLD",
-    "DEFAULT_STORAGE_BUDGET",
     "Budget",
     "BudgetSpent",
     "StorageGuard",
@@ -43,13 +40,6 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
-
-DEFAULT_STORAGE_BUDGET = 1.0
-"""Seconds a request may wait on storage in all before it goes on without it."""
-DEFAULT_BREAKER_THRESHOLD = 5
-"""Consecutive storage failures (errors or timeouts) that open the circuit breaker."""
-DEFAULT_BREAKER_COOLDOWN = 10.0
-"""Seconds storage is skipped once the breaker is open, before one request probes it."""
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
 
@@ -108,6 +98,7 @@ class StorageGuard:
 
     Args:
         threshold: Consecutive failures that open the breaker; ``None`` never opens it.
+            (The cache's defaults are in :mod:`acc.core.settings`.)
         cooldown: Seconds, by ``clock``, storage is skipped once the breaker is open.
         clock: Returns the current time in seconds (the cache's clock), for cool-downs.
         on_change: Called with the old and the new state (``"closed"``, ``"open"``,
@@ -128,8 +119,8 @@ class StorageGuard:
     def __init__(
         self,
         *,
-        threshold: int | None = DEFAULT_BREAKER_THRESHOLD,
-        cooldown: float = DEFAULT_BREAKER_COOLDOWN,
+        threshold: int | None = None,
+        cooldown: float = 10.0,
         clock: Callable[[], float],
         on_change: Callable[[str, str], None] | None = None,
     ) -> None:
