@@ -364,3 +364,42 @@ def test_an_answer_without_waiting_is_not_timed_and_a_wait_is_cut_cleanly():
         assert 0 < budget.left < 30.0  # type: ignore[operator]
 
     asyncio.run(main())
+
+
+class StubbornStore(ControlledStore):
+    """A store whose driver does not end when cancelled: it waits on, until released."""
+
+    async def read(self, key: str) -> bytes | None:
+        self.reads += 1
+        self.entered.set()
+        while not self.release.is_set():
+            try:
+                await self.release.wait()
+            except asyncio.CancelledError:
+                continue  # swallowed: the driver goes on waiting for its server
+        return None
+
+
+async def test_a_store_that_ignores_cancellation_still_costs_at_most_the_budget():
+    store = StubbornStore()
+    assert store.cancels_promptly is False  # the default: timed in a task of its own
+    cache = backend(store, storage_budget=0.05)
+    result = await fetch(cache)  # would wait forever if the read ran in the request's task
+    assert result.response.body == b"from the network"
+    assert cache.stats.storage_timeouts == 1
+    store.release.set()  # the read left behind ends now
+    await asyncio.sleep(0)
+
+
+def test_stores_that_cancel_promptly_are_timed_in_the_request_task():
+    from acc.core import MemoryCache
+    from acc.core.storage.near import NearCache
+
+    assert MemoryCache.cancels_promptly is True
+    assert CacheBackend()._isolated is False
+    assert backend(ControlledStore())._isolated is True
+    promptly = ControlledStore()
+    promptly.cancels_promptly = True
+    near = NearCache(MemoryCache())
+    assert near.cancels_promptly is True
+    assert CacheBackend(responses=promptly, redirects=near)._isolated is False

@@ -277,6 +277,8 @@ class CacheBackend:
         process holds, a full disk) may still serve what it holds."""
         # In-process stores cannot hang: their operations are not timed (no timer cost).
         self._timed = not (self.responses.in_process and self.redirects.in_process)
+        # A store whose driver may not end promptly when cancelled is timed in a task.
+        self._isolated = not (self.responses.cancels_promptly and self.redirects.cancels_promptly)
 
     # -- properties users read ------------------------------------------------------------
 
@@ -518,7 +520,7 @@ class CacheBackend:
         success, towards its breaker.
         """
         try:
-            result = await guard.timed(run, budget)
+            result = await guard.timed(run, budget, isolated=self._isolated)
         except asyncio.CancelledError:
             if probe:
                 guard.abandoned()

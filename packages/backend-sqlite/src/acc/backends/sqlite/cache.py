@@ -548,6 +548,7 @@ class SQLiteCache(BaseCache):
     native_ttl: ClassVar[bool] = True
     persistent: ClassVar[bool] = True
     shared_across_processes: ClassVar[bool] = True
+    cancels_promptly = True  # a cancelled statement leaves the worker's queue or a pause
 
     page_size: ClassVar[int] = 500
     """Rows fetched per query when iterating over keys (fewer for items)."""

@@ -41,6 +41,13 @@ class BaseCache(abc.ABC):
             anything outside it (no I/O, no lock another process holds), so the façade
             does not time it against the request's storage budget. Leave it false
             otherwise.
+        cancels_promptly: A cancelled operation ends at once: it never waits on its
+            server while it handles the cancellation. The façade then times it in the
+            request's own task (an operation that answers without waiting costs no
+            timer). Otherwise (the default, safe for any store) each timed operation runs
+            in a task of its own, which the request stops waiting for when its budget is
+            spent, whatever the driver does with the cancellation. An instance may set
+            it (a wrapper, from the store it wraps).
     """
 
     native_ttl: ClassVar[bool] = False
@@ -48,6 +55,7 @@ class BaseCache(abc.ABC):
     shared_across_processes: ClassVar[bool] = False
     returns_stored_objects: ClassVar[bool] = False
     in_process: ClassVar[bool] = False
+    cancels_promptly: bool = False
 
     _closed: bool = False
 

@@ -179,12 +179,18 @@ class StorageGuard:
 
     # -- the budget ------------------------------------------------------------------------
 
-    async def timed(self, operation: Awaitable[_T], budget: Budget) -> _T:
+    async def timed(
+        self, operation: Awaitable[_T], budget: Budget, *, isolated: bool = False
+    ) -> _T:
         """Await ``operation`` within what is left of ``budget``, and charge the wait to it.
 
-        A coroutine is first run until it must wait: one that finishes without waiting
-        (a point read on SQLite's loop-thread connection, say) is neither timed nor
-        charged, so the hit path pays no timer. Only the rest runs under the timeout.
+        By default the operation runs in the caller's task and is cancelled when the
+        budget runs out; a coroutine is first run until it must wait, and one that
+        finishes without waiting (a point read on SQLite's loop-thread connection, say)
+        is neither timed nor charged, so the hit path pays no timer. With ``isolated``
+        (a store whose driver may not end promptly when cancelled), it runs in a task of
+        its own, which is cancelled and left behind when the budget runs out: the caller
+        stops waiting then, whatever the operation does.
 
         Raises:
             BudgetSpent: Nothing was left: the operation was not started.
@@ -197,18 +203,50 @@ class StorageGuard:
             if asyncio.iscoroutine(operation):
                 operation.close()  # never started: no "never awaited" warning
             raise BudgetSpent("the request's storage budget is spent")
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        if asyncio.iscoroutine(operation):
+        if not isolated and asyncio.iscoroutine(operation):
             try:
-                first = operation.send(None)
+                first = operation.send(None)  # run it until it must wait
             except StopIteration as done:
                 return done.value  # type: ignore[no-any-return]
             operation = _Continue(operation, first)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
+            if isolated:
+                return await _isolated(operation, left)
             return await _within(operation, left)
         finally:
             budget.left = max(0.0, left - (loop.time() - started))
+
+
+_LEFT_BEHIND: set[asyncio.Future[Any]] = set()
+"""Operations a request stopped waiting for, kept referenced until they end."""
+
+
+def _left_behind(task: asyncio.Future[Any]) -> None:
+    _LEFT_BEHIND.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: no "exception was never retrieved" at exit
+
+
+async def _isolated(operation: Awaitable[_T], seconds: float) -> _T:
+    """Run ``operation`` in a task of its own; stop waiting for it after ``seconds``."""
+    task = asyncio.ensure_future(operation)
+    try:
+        done, _pending = await asyncio.wait((task,), timeout=seconds)
+    except asyncio.CancelledError:
+        _leave(task)
+        raise
+    if not done:
+        _leave(task)
+        raise StorageTimeout(f"no answer within {seconds:.3g}s")
+    return task.result()
+
+
+def _leave(task: asyncio.Future[Any]) -> None:
+    task.cancel()
+    _LEFT_BEHIND.add(task)
+    task.add_done_callback(_left_behind)
 
 
 class _Continue:
