@@ -44,6 +44,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = kept
 
 
+_BLOCK = bytes(range(256)) * 256 + bytes(range(1, 256))  # 65,791 bytes: chunks differ
+
+
+def pattern(size: int, start: int = 0) -> bytes:
+    """Bytes ``start`` to ``start + size`` of the body ``/stream`` sends (any offsets)."""
+    offset = start % len(_BLOCK)
+    repeats = (offset + size) // len(_BLOCK) + 1
+    return (
+        (_BLOCK * repeats)[offset : offset + size]
+        if repeats > 1
+        else _BLOCK[offset : offset + size]
+    )
+
+
 class Origin:
     """A running test origin: its base URL and what it has seen."""
 
@@ -67,6 +81,16 @@ class Origin:
                 path.split("?", 1)[1] if "?" in path else None
             )
         )
+
+    @staticmethod
+    def pattern(size: int, start: int = 0) -> bytes:
+        """What ``/stream?size=...`` sends (see :func:`pattern`)."""
+        return pattern(size, start)
+
+    def stream(self, size: int, **params: str | int) -> str:
+        """The URL of ``/stream`` sending ``size`` bytes (see the route for ``params``)."""
+        query = {"size": str(size), **{k: str(v) for k, v in params.items()}}
+        return str(self.url.with_path("/stream").with_query(query))
 
     @property
     def total(self) -> int:
@@ -224,6 +248,52 @@ def _app(origin_ref: list[Origin]) -> web.Application:
         seen(request)
         size = int(request.query.get("size", str(1024 * 1024)))
         return web.Response(body=bytes(range(256)) * (size // 256))
+
+    @routes.get("/stream")
+    async def stream(request: web.Request) -> web.StreamResponse:
+        """``size`` bytes of :func:`pattern` in ``chunk``-byte writes.
+
+        ``cl=0`` sends no Content-Length (chunked); ``gzip=1`` sends the body gzipped
+        (with the compressed length unless ``cl=0``); ``gate=1`` sends the first chunk,
+        then waits for ``origin.gate`` before sending the rest.
+        """
+        origin = seen(request)
+        query = request.query
+        size = int(query.get("size", "1024"))
+        chunk = int(query.get("chunk", "65536"))
+        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        if query.get("gzip") == "1":
+            body = gzip.compress(pattern(size), compresslevel=1)
+            response.headers["Content-Encoding"] = "gzip"
+            if query.get("cl", "1") == "1":
+                response.content_length = len(body)
+            await response.prepare(request)
+            await response.write(body)
+            await response.write_eof()
+            return response
+        if query.get("cl", "1") == "1":
+            response.content_length = size
+        else:
+            response.enable_chunked_encoding()
+        await response.prepare(request)
+        for index, start in enumerate(range(0, size, chunk)):
+            if index == 1 and query.get("gate") == "1":
+                await origin.gate.wait()
+            await response.write(pattern(min(chunk, size - start), start))
+        await response.write_eof()
+        return response
+
+    @routes.get("/broken-stream")
+    async def broken_stream(request: web.Request) -> web.StreamResponse:
+        """A chunked body cut off after its first chunk (the connection is closed)."""
+        seen(request)
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        await response.write(b"x" * 4096)
+        assert request.transport is not None
+        request.transport.close()
+        return response
 
     @routes.get("/status/{code}")
     async def status(request: web.Request) -> web.Response:

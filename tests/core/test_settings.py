@@ -159,6 +159,26 @@ INVALID: list[tuple[str, Any]] = [
     ("listeners", "print"),
     ("listeners", print),
     ("listeners", [print, "not callable"]),
+    ("max_body_size", -1),
+    ("max_body_size", 1.5),
+    ("max_body_size", "16MiB"),
+    ("max_body_size", True),
+    ("storage_budget", 0),
+    ("storage_budget", -1),
+    ("storage_budget", float("nan")),
+    ("storage_budget", float("inf")),
+    ("storage_budget", "1s"),
+    ("storage_budget", True),
+    ("breaker_threshold", 0),
+    ("breaker_threshold", -3),
+    ("breaker_threshold", 2.5),
+    ("breaker_threshold", True),
+    ("breaker_threshold", "5"),
+    ("breaker_cooldown", 0),
+    ("breaker_cooldown", None),
+    ("breaker_cooldown", float("inf")),
+    ("breaker_cooldown", "10"),
+    ("breaker_cooldown", False),
 ]
 
 
@@ -243,6 +263,9 @@ def test_defaults() -> None:
     assert s.autoclose is True
     assert s.strict is False
     assert s.key_settings == KeySettings()
+    assert s.max_body_size == 16 * 1024 * 1024
+    assert s.storage_budget == 1.0
+    assert (s.breaker_threshold, s.breaker_cooldown) == (5, 10.0)
     assert isinstance(backend.responses, MemoryCache)
     assert isinstance(backend.redirects, MemoryCache)
     assert backend.responses is not backend.redirects
@@ -296,6 +319,18 @@ def test_valid_values_are_normalised() -> None:
     assert backend.create_key(object()) == "k"  # type: ignore[arg-type]
 
 
+def test_bounds_accept_none_for_unbounded_and_normalise_numbers() -> None:
+    s = CacheBackend(
+        max_body_size=None, storage_budget=None, breaker_threshold=None, breaker_cooldown=1
+    ).settings
+    assert (s.max_body_size, s.storage_budget, s.breaker_threshold) == (None, None, None)
+    assert s.breaker_cooldown == 1.0
+    s = CacheBackend(
+        max_body_size=0, storage_budget=timedelta(milliseconds=250), breaker_threshold=1
+    ).settings
+    assert (s.max_body_size, s.storage_budget, s.breaker_threshold) == (0, 0.25, 1)
+
+
 def test_none_means_empty_for_optional_lists() -> None:
     s = CacheSettings.build(match_headers=None, ignored_params=None, urls_expire_after=None)
     assert s.match_headers == ()
@@ -313,3 +348,12 @@ def test_match_headers_with_include_headers_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"^match_headers"):
         CacheBackend(include_headers=True, match_headers=["Accept"])
     assert CacheBackend(include_headers=True).settings.include_headers is True
+
+
+def test_bounds_can_be_set_in_a_backend_url() -> None:
+    url = "memory://?max_body_size=1048576&storage_budget=0.5&breaker_threshold=none&breaker_cooldown=2"
+    s = CacheBackend.from_url(url).settings
+    assert (s.max_body_size, s.storage_budget, s.breaker_threshold) == (1048576, 0.5, None)
+    assert s.breaker_cooldown == 2.0
+    with pytest.raises(ConfigError, match="storage_budget"):
+        CacheBackend.from_url("memory://?storage_budget=0")

@@ -191,10 +191,10 @@ def prepare_mongoeco() -> Path:
 class MongoecoServer:
     """A mongoeco wire server in a child process, stopped by closing its stdin."""
 
-    def __init__(self, python: Path, log: Path) -> None:
-        self._log = log.open("wb")
+    def __init__(self, python: Path, log: Path, port: int = 0) -> None:
+        self._log = log.open("ab")
         self.process = subprocess.Popen(
-            [str(python), str(SERVER_SCRIPT), "127.0.0.1"],
+            [str(python), str(SERVER_SCRIPT), "127.0.0.1", str(port)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -203,7 +203,7 @@ class MongoecoServer:
         self.url = with_test_timeouts(f"mongodb://127.0.0.1:{self.port}/?directConnection=true")
 
     def _wait_ready(self, log: Path) -> int:
-        line: list[bytes] = []
+        line: list[bytes] = []  # (the log is appended to: a restarted server keeps it)
         assert self.process.stdout is not None
         stdout = self.process.stdout
         reader = threading.Thread(target=lambda: line.append(stdout.readline()), daemon=True)

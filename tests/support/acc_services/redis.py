@@ -114,6 +114,8 @@ class RedisServer:
             ``unixsocket`` listens on the socket only.
         unixsocket: Also (or only) listen on this unix socket.
         cluster: Start as a cluster node (``cluster-enabled yes``).
+        extra: More ``redis-server`` arguments, after the defaults (so they win):
+            ``["--appendonly", "yes"]`` for a server whose data survives a restart.
     """
 
     def __init__(
@@ -123,7 +125,9 @@ class RedisServer:
         port: int | None = -1,
         unixsocket: Path | None = None,
         cluster: bool = False,
+        extra: tuple[str, ...] = (),
     ) -> None:
+        self.extra = extra
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port(cluster=cluster) if port == -1 else port
@@ -173,7 +177,7 @@ class RedisServer:
                 "--cluster-node-timeout",
                 "5000",
             ]
-        return args
+        return args + list(self.extra)
 
     def start(self) -> RedisServer:
         """Start the server and wait until it answers PING."""
@@ -324,7 +328,7 @@ def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
 
 @pytest.fixture
 def redis_server_factory(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
-    """Start dedicated servers for one test: ``start(unixsocket=False)`` -> RedisServer.
+    """Start dedicated servers for one test: ``start(unixsocket=False, extra=())``.
 
     A dedicated server may be stopped and restarted by the test (outage tests); every
     server started is stopped afterwards.
@@ -333,7 +337,9 @@ def redis_server_factory(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]
     started: list[RedisServer] = []
     sockets: list[Path] = []
 
-    def start(*, unixsocket: bool = False, tcp: bool = True) -> RedisServer:
+    def start(
+        *, unixsocket: bool = False, tcp: bool = True, extra: tuple[str, ...] = ()
+    ) -> RedisServer:
         folder = tmp_path / f"redis-{len(started)}"
         sock = None
         if unixsocket:  # a short path: unix socket paths are limited to ~107 bytes
@@ -341,7 +347,7 @@ def redis_server_factory(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]
             sockets.append(short)
             sock = short / "redis.sock"
         server = _start_with_retries(
-            lambda: RedisServer(folder, port=-1 if tcp else None, unixsocket=sock)
+            lambda: RedisServer(folder, port=-1 if tcp else None, unixsocket=sock, extra=extra)
         )
         started.append(server)
         return server

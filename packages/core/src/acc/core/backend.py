@@ -34,6 +34,7 @@ change: the namespace belongs to the stores.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import warnings
@@ -69,9 +70,24 @@ from acc.core.http.vary import (
 from acc.core.keys import CacheRequest, create_key, normalize_url
 from acc.core.models import CachedResponse, HeaderPairs, StoredEntry, utcnow
 from acc.core.outage import OutageLog
-from acc.core.settings import CacheSettings
+from acc.core.settings import (
+    DEFAULT_BREAKER_COOLDOWN,
+    DEFAULT_BREAKER_THRESHOLD,
+    DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_STORAGE_BUDGET,
+    CacheSettings,
+)
 from acc.core.stats import CacheStats
 from acc.core.storage import BaseCache
+from acc.core.storage.guard import (
+    CLOSED,
+    OPEN,
+    UNBOUNDED,
+    Budget,
+    BudgetSpent,
+    StorageGuard,
+    StorageTimeout,
+)
 from acc.core.storage.memo import DecodedMemo
 from acc.core.storage.memory import MemoryCache
 from acc.core.storage.near import NearCache
@@ -83,6 +99,8 @@ _T = TypeVar("_T")
 _V = TypeVar("_V")
 _SWEEP_BATCH = 100
 """Alias targets checked per ``read_many`` when maintenance sweeps dangling aliases."""
+_PARTS_FROM = 1024 * 1024
+"""Bodies of at least this many bytes are handed to stores as parts, never joined."""
 
 
 def _past_storage_expiry(entry: CachedResponse, settings: CacheSettings, now: datetime) -> bool:
@@ -245,6 +263,19 @@ class CacheBackend:
             mapping of ``max_entries``, ``max_bytes`` and ``max_age`` (seconds a local
             copy is served, so how late another process's change may be seen). Off by
             default; see the performance page of the documentation.
+        max_body_size: Bytes of body above which a response is not stored: it streams
+            to the caller as it comes, never buffered by acc (default 16 MiB; ``None``:
+            no bound). A declared ``Content-Length`` above it is decided on before
+            reading; otherwise the body is kept while the caller reads it, and given up
+            on past the limit.
+        storage_budget: Seconds a request may wait on storage in all (reads, writes,
+            invalidations) before it goes on without it (default 1; ``None``: no
+            bound). An operation still running then is cancelled: a read is a miss, a
+            write is skipped. In-process stores are not timed.
+        breaker_threshold: Consecutive storage failures or timeouts after which the
+            circuit breaker opens and storage is skipped (default 5; ``None``: never).
+        breaker_cooldown: Seconds (by ``clock``) storage is skipped once the breaker
+            opened, before one request probes it again (default 10).
         listeners: Callables that receive a :class:`~acc.core.events.CacheEvent` for each
             decision and each storage error, synchronously; what they raise is logged,
             never passed on (see :mod:`acc.core.events`).
@@ -302,6 +333,10 @@ class CacheBackend:
         clock: Callable[[], datetime] | None = None,
         refresh_close_timeout: float = 5.0,
         listeners: Iterable[Listener] = (),
+        max_body_size: int | None = DEFAULT_MAX_BODY_SIZE,
+        storage_budget: float | timedelta | None = DEFAULT_STORAGE_BUDGET,
+        breaker_threshold: int | None = DEFAULT_BREAKER_THRESHOLD,
+        breaker_cooldown: float | timedelta = DEFAULT_BREAKER_COOLDOWN,
     ) -> None:
         self.settings = CacheSettings.build(
             cache_name=cache_name,
@@ -323,6 +358,10 @@ class CacheBackend:
             store_cookies=store_cookies,
             autoclose=autoclose,
             strict=strict,
+            max_body_size=max_body_size,
+            storage_budget=storage_budget,
+            breaker_threshold=breaker_threshold,
+            breaker_cooldown=breaker_cooldown,
         )
         for name, store in (("responses", responses), ("redirects", redirects)):
             if store is not None and not isinstance(store, BaseCache):
@@ -360,6 +399,15 @@ class CacheBackend:
         self.refreshes = BackgroundRefreshes()
         self._closed = False
         self._in_outage = False
+        self.read_guard = self._guard("reads")
+        """The breaker of storage reads, and the budget's timer (see :mod:`.storage.guard`)."""
+        self.write_guard = self._guard("writes")
+        """The breaker of writes and deletes: a store that cannot write (a lock another
+        process holds, a full disk) may still serve what it holds."""
+        # In-process stores cannot hang: their operations are not timed (no timer cost).
+        self._timed = not (self.responses.in_process and self.redirects.in_process)
+        # A store whose driver may not end promptly when cancelled is timed in a task.
+        self._isolated = not (self.responses.cancels_promptly and self.redirects.cancels_promptly)
 
     # -- properties users read ------------------------------------------------------------
 
@@ -579,11 +627,23 @@ class CacheBackend:
                 "and close it yourself"
             )
 
+    def new_budget(self) -> Budget:
+        """A new budget of storage waiting for one request (``storage_budget`` seconds).
+
+        Unbounded when ``storage_budget`` is ``None`` or both stores are in-process.
+        """
+        seconds = self.settings.storage_budget
+        if seconds is None or not self._timed:
+            return UNBOUNDED
+        return Budget(seconds)
+
     def _storage_failed(self, operation: str, exc: BaseException) -> None:
         """Count and report a storage failure; raise it when ``strict``."""
         self.stats.errors += 1
         if self.events.listeners:
             self.events.emit(CacheEvent("error", "storage error", f"{operation} failed: {exc!r}"))
+        if isinstance(exc, StorageTimeout):
+            self.stats.storage_timeouts += 1
         if self.settings.strict:
             raise BackendUnavailable(f"{self!r}: {operation} failed: {exc!r}") from exc
         self._in_outage = True
@@ -594,10 +654,83 @@ class CacheBackend:
             self._in_outage = False
             self._outage.recovered(self)
 
+    def _storage_skipped(self, operation: str, guard: StorageGuard) -> None:
+        """Count an operation the open breaker skipped; raise when ``strict``."""
+        self.stats.storage_skipped += 1
+        if self.settings.strict:
+            raise BackendUnavailable(
+                f"{self!r}: {operation} skipped: the circuit breaker is open after "
+                f"{guard.failures} consecutive storage failures"
+            )
+
+    def _guard(self, what: str) -> StorageGuard:
+        def changed(old: str, new: str) -> None:
+            stats = self.stats
+            # Called on a change of state only, so both guards exist by then.
+            stats.breaker_open = not (self.read_guard.state == self.write_guard.state == CLOSED)
+            if old == CLOSED and new == OPEN:
+                stats.breaker_trips += 1
+                logger.warning(
+                    "acc: %d consecutive storage failures on %r; skipping storage %s for %gs",
+                    self.settings.breaker_threshold,
+                    self,
+                    what,
+                    self.settings.breaker_cooldown,
+                )
+            elif new == CLOSED:
+                logger.warning("acc: storage %s of %r work again (a probe succeeded)", what, self)
+
+        return StorageGuard(
+            threshold=self.settings.breaker_threshold,
+            cooldown=self.settings.breaker_cooldown,
+            clock=lambda: self._clock().timestamp(),
+            on_change=changed,
+        )
+
+    async def _guarded(
+        self,
+        operation: str,
+        run: Awaitable[_T],
+        budget: Budget,
+        guard: StorageGuard,
+        probe: bool,
+    ) -> tuple[bool, _T | None]:
+        """Await ``run`` within ``budget``: ``(True, result)``, or ``(False, None)`` on failure.
+
+        A failure (an error, the budget running out) is counted and reported, and raised
+        as :class:`BackendUnavailable` with ``strict``; ``guard`` counts it, or the
+        success, towards its breaker.
+        """
+        try:
+            result = await guard.timed(run, budget, isolated=self._isolated)
+        except asyncio.CancelledError:
+            if probe:
+                guard.abandoned()
+            raise
+        except EntryTooLarge:
+            guard.succeeded()  # the store answered: it is working
+            raise
+        except BudgetSpent:  # not started: no failure of storage
+            if probe:
+                guard.abandoned()
+            self.stats.storage_skipped += 1
+            return False, None
+        except Exception as exc:
+            guard.failed()
+            self._storage_failed(operation, exc)
+            return False, None
+        guard.succeeded()
+        self._storage_ok()
+        return True, result
+
     # -- reading and writing entries --------------------------------------------------------
 
     async def read_entry(
-        self, key: str, *, request_headers: HeaderPairs = ()
+        self,
+        key: str,
+        *,
+        request_headers: HeaderPairs = (),
+        budget: Budget | None = None,
     ) -> CachedResponse | None:
         """Return the entry stored under ``key`` (or under the key it aliases), or ``None``.
 
@@ -610,29 +743,39 @@ class CacheBackend:
         does not verify, or could not be served: see
         :func:`acc.core.flow.entries.unservable`), the value is deleted, counted in
         ``stats.errors`` and logged once; it reads as ``None``, never an exception.
+
+        It waits on storage for at most ``budget`` (by default a new
+        :meth:`new_budget`), and not at all while the circuit breaker is open: either
+        way it reads as ``None``.
         """
         self._check_open()
-        try:
-            data = await self.responses.read(key)
-            if data is None:
-                found = await self.redirects.read(key)
-                if found is not None:
-                    lead = self._lead(key, found)
-                    if lead is None:
-                        await self._discard(self.redirects, key, "redirect record")
-                        return None
-                    if isinstance(lead, VaryRecord):
-                        key = variant_key(key, lead.names, request_headers)
-                    else:
-                        key = lead
-                    data = await self.responses.read(key)
-        except Exception as exc:
-            self._storage_failed("read", exc)
+        guard = self.read_guard
+        if guard.state is not CLOSED and not guard.allow():
+            self._storage_skipped("read", guard)
             return None
-        if self._in_outage:
-            self._storage_ok()
-        if data is None:
+        if budget is None:
+            budget = self.new_budget()
+        if budget.left is None and guard.state is CLOSED:  # the untimed hit path, inline
+            try:
+                data = await self.responses.read(key)
+                found = (
+                    (key, data) if data is not None else await self._follow(key, request_headers)
+                )
+            except Exception as exc:
+                guard.failed()
+                self._storage_failed("read", exc)
+                return None
+            if guard.failures:
+                guard.succeeded()
+            if self._in_outage:
+                self._storage_ok()
+        else:
+            lookup = self._lookup(key, request_headers)
+            probe = guard.state is not CLOSED
+            _ok, found = await self._guarded("read", lookup, budget, guard, probe)
+        if found is None:
             return None
+        key, data = found
         if type(data) is bytes:  # anything else is a hostile value: the decode says so
             self.stats.bytes_read += len(data)
         memo = self._decoded
@@ -650,11 +793,34 @@ class CacheBackend:
                 logger.warning("acc: discarding unreadable entry %s: %s", key, exc)
                 if self.events.listeners:
                     self.events.emit(CacheEvent("error", "unreadable entry", str(exc), key=key))
-                await self._delete_quietly(key)
+                await self._delete_quietly(key, budget)
                 return None
             if memo is not None:
                 memo.put(key, data, entry)
         return entry
+
+    async def _lookup(self, key: str, request_headers: HeaderPairs) -> tuple[str, bytes] | None:
+        """The key an entry is stored under and its bytes, following an alias or vary record."""
+        data = await self.responses.read(key)
+        if data is None:
+            return await self._follow(key, request_headers)
+        return key, data
+
+    async def _follow(self, key: str, request_headers: HeaderPairs) -> tuple[str, bytes] | None:
+        """After a miss on ``key``: the entry its alias or vary record leads to, if any."""
+        target = await self.redirects.read(key)
+        if target is None:
+            return None
+        lead = self._lead(key, target)
+        if lead is None:  # corrupt, moved or forged: a miss, and it goes
+            await self._discard(self.redirects, key, "redirect record")
+            return None
+        if isinstance(lead, VaryRecord):
+            key = variant_key(key, lead.names, request_headers)
+        else:
+            key = lead
+        data = await self.responses.read(key)
+        return None if data is None else (key, data)
 
     async def write_entry(
         self,
@@ -664,6 +830,7 @@ class CacheBackend:
         aliases: Iterable[str] = (),
         request_headers: HeaderPairs = (),
         keep_until: datetime | _Unset | None = UNSET,
+        budget: Budget | None = None,
     ) -> bool:
         """Store ``entry`` under ``key`` as it is, and point ``aliases`` at it.
 
@@ -684,42 +851,64 @@ class CacheBackend:
             keep_until: Until when storage keeps it (the store's native expiry), as the
                 policy's :attr:`~acc.core.http.policy.StoreDecision.storage_expires` says;
                 by default worked out from the entry by the same rules.
+            budget: The storage waiting left to the request (by default a new
+                :meth:`new_budget`); the write is cancelled when it runs out.
 
         Returns:
-            Whether the entry was stored (a storage failure, or a store refusing a value
-            too large for it, may prevent it).
+            Whether the entry was stored (a storage failure, the budget running out, the
+            circuit breaker being open, or a store refusing a value too large for it,
+            may prevent it).
         """
         self._check_open()
+        guard = self.write_guard
+        if guard.state is not CLOSED and not guard.allow():
+            self._storage_skipped("write", guard)
+            return False
+        if budget is None:
+            budget = self.new_budget()
         if isinstance(keep_until, _Unset):
             keep_until = entry_storage_expiry(entry, self.settings)
         expires_at = None if keep_until is None else keep_until.timestamp()
         names = varying_headers(entry.headers) if self.settings.cache_control else ()
         store_key = variant_key(key, names, request_headers) if names else key
-        data = self.codec.encode(entry, key=store_key)
+        parts = self.codec.encode_parts(entry, key=store_key)
+        write = self._write(key, store_key, parts, names, aliases, expires_at)
         try:
-            await self.responses.write(store_key, data, expires_at=expires_at)
-            if store_key != key:
-                await self._record_variant(key, names, store_key, expires_at)
-            for alias in aliases:
-                if alias != key:
-                    record = self.codec.encode_record(key.encode(), key=alias)
-                    await self.redirects.write(alias, record, expires_at=expires_at)
+            ok, _ = await self._guarded("write", write, budget, guard, guard.state is not CLOSED)
         except EntryTooLarge as exc:
+            self._storage_ok()  # the store answered: it is working
             logger.debug("acc: not storing %s: %s", key, exc)  # the store logged why
             return False
-        except Exception as exc:
-            self._storage_failed("write", exc)
-            return False
-        if self._in_outage:
-            self._storage_ok()
-        stats = self.stats
-        stats.writes += 1
-        stats.bytes_written += len(data)
-        evicted = self.responses.evictions
-        if evicted is not None and evicted != self._evictions_seen:
-            stats.evictions += evicted - self._evictions_seen
-            self._evictions_seen = evicted
-        return True
+        if ok:
+            stats = self.stats
+            stats.writes += 1
+            stats.bytes_written += len(parts[0]) + len(parts[1])
+            evicted = self.responses.evictions
+            if evicted is not None and evicted != self._evictions_seen:
+                stats.evictions += evicted - self._evictions_seen
+                self._evictions_seen = evicted
+        return ok
+
+    async def _write(
+        self,
+        key: str,
+        store_key: str,
+        parts: tuple[bytes, bytes],
+        names: tuple[str, ...],
+        aliases: Iterable[str],
+        expires_at: float | None,
+    ) -> None:
+        head, body = parts
+        if len(body) < _PARTS_FROM:
+            await self.responses.write(store_key, head + body, expires_at=expires_at)
+        else:  # a large body: no contiguous copy of it (see BaseCache.write_parts)
+            await self.responses.write_parts(store_key, parts, expires_at=expires_at)
+        if store_key != key:
+            await self._record_variant(key, names, store_key, expires_at)
+        for alias in aliases:
+            if alias != key:
+                record = self.codec.encode_record(key.encode(), key=alias)
+                await self.redirects.write(alias, record, expires_at=expires_at)
 
     async def _record_variant(
         self, key: str, names: tuple[str, ...], store_key: str, expires_at: float | None
@@ -749,27 +938,34 @@ class CacheBackend:
         record = decode_vary_record(payload)
         return record if record is not None else payload.decode("utf-8", "replace")
 
-    async def invalidate(self, keys: Iterable[str]) -> None:
+    async def invalidate(self, keys: Iterable[str], *, budget: Budget | None = None) -> None:
         """Delete the entries under ``keys``, their variants and what their aliases name.
 
         Used when an unsafe request changed the resource (RFC 9111 §4.4). Fails open
-        like every storage call: a failure is counted and logged, never raised (unless
-        ``strict``).
+        like every storage call: a failure (the budget running out included) is counted
+        and logged, never raised (unless ``strict``); while the circuit breaker is open
+        it is skipped.
         """
         self._check_open()
-        keys = list(dict.fromkeys(keys))
+        guard = self.write_guard
+        if guard.state is not CLOSED and not guard.allow():
+            self._storage_skipped("delete", guard)
+            return
+        if budget is None:
+            budget = self.new_budget()
+        work = self._invalidate(list(dict.fromkeys(keys)))
+        await self._guarded("delete", work, budget, guard, guard.state is not CLOSED)
+
+    async def _invalidate(self, keys: list[str]) -> None:
         doomed = set(keys)
-        try:
-            for key, found in zip(keys, await self.redirects.read_many(keys), strict=True):
-                lead = self._lead(key, found) if found is not None else None
-                if isinstance(lead, VaryRecord):
-                    doomed.update(lead.variants)
-                elif lead is not None:
-                    doomed.add(lead)
-            await self.responses.bulk_delete(doomed)
-            await self.redirects.bulk_delete(keys)
-        except Exception as exc:
-            self._storage_failed("delete", exc)
+        for key, found in zip(keys, await self.redirects.read_many(keys), strict=True):
+            lead = self._lead(key, found) if found is not None else None
+            if isinstance(lead, VaryRecord):
+                doomed.update(lead.variants)
+            elif lead is not None:
+                doomed.add(lead)
+        await self.responses.bulk_delete(doomed)
+        await self.redirects.bulk_delete(keys)
 
     async def get_response(
         self, key: str, *, request_headers: HeaderPairs = ()
@@ -801,11 +997,10 @@ class CacheBackend:
         )
         return await self.write_entry(key, entry, aliases=aliases, request_headers=request_headers)
 
-    async def _delete_quietly(self, key: str) -> None:
-        try:
-            await self.responses.delete(key)
-        except Exception as exc:
-            self._storage_failed("delete", exc)
+    async def _delete_quietly(self, key: str, budget: Budget) -> None:
+        guard = self.write_guard
+        if guard.state is CLOSED:  # a clean-up: never a probe
+            await self._guarded("delete", self.responses.delete(key), budget, guard, probe=False)
 
     async def _discard(self, store: BaseCache, key: str, what: str) -> None:
         """Delete an unreadable value found in ``store``: counted, logged once, never raised."""

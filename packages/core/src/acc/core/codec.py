@@ -359,6 +359,16 @@ class Codec:
             key: The cache key the entry is stored under. A signature covers it, so a
                 signed entry copied onto another key does not verify there.
         """
+        return b"".join(self.encode_parts(response, key=key))
+
+    def encode_parts(self, response: CachedResponse, *, key: str = "") -> tuple[bytes, bytes]:
+        """Return the entry of ``response`` as two parts: everything before the body, and it.
+
+        Their concatenation is :meth:`encode`'s result. The body part is
+        ``response.body`` itself, not a copy, so a store that can write the parts one
+        after the other (:meth:`~acc.core.storage.BaseCache.write_parts`) stores a large
+        body without a second full copy of it in memory.
+        """
         # aiohttp decodes header bytes with "surrogateescape", so a server's non-UTF-8
         # header holds lone surrogates: "surrogatepass" keeps them, exactly.
         meta = _dumps(_RESPONSE_SCHEMA.dump(response)).encode("utf-8", "surrogatepass")
@@ -367,13 +377,13 @@ class Codec:
             header = _HEADER.pack(MAGIC, FORMAT_VERSION, 0, len(meta), len(body))
             check = zlib.crc32(_key_field(key), zlib.crc32(header))
             check = zlib.crc32(body, zlib.crc32(meta, check))
-            return b"".join((header, _CRC.pack(check), meta, body))
+            return b"".join((header, _CRC.pack(check), meta)), body
         header = _HEADER.pack(MAGIC, FORMAT_VERSION, FLAG_SIGNED, len(meta), len(body))
         mac = hmac.new(self._keys[0], header, hashlib.sha256)
         mac.update(_key_field(key))
         mac.update(meta)
         mac.update(body)
-        return b"".join((header, mac.digest(), meta, body))
+        return b"".join((header, mac.digest(), meta)), body
 
     def encode_record(self, payload: bytes, *, key: str) -> bytes:
         """Return the stored form of a record (an alias, a vary record) kept under ``key``.

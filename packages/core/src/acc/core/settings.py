@@ -30,7 +30,23 @@ from acc.core.expiration import (
 from acc.core.http.decisions import UNSET, _Unset
 from acc.core.keys import CREDENTIAL_HEADERS, KeySettings
 
-__all__ = ["CacheSettings", "check_cache_name"]
+__all__ = [
+    "DEFAULT_BREAKER_COOLDOWN",
+    "DEFAULT_BREAKER_THRESHOLD",
+    "DEFAULT_MAX_BODY_SIZE",
+    "DEFAULT_STORAGE_BUDGET",
+    "CacheSettings",
+    "check_cache_name",
+]
+
+DEFAULT_MAX_BODY_SIZE = 16 * 1024 * 1024
+"""Bytes of body above which a response streams to the caller and is not stored."""
+DEFAULT_STORAGE_BUDGET = 1.0
+"""Seconds a request may wait on storage in all before it goes on without it."""
+DEFAULT_BREAKER_THRESHOLD = 5
+"""Consecutive storage failures (errors or timeouts) that open the circuit breaker."""
+DEFAULT_BREAKER_COOLDOWN = 10.0
+"""Seconds storage is skipped once the breaker is open, before one request probes it."""
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "QUERY"})
 
@@ -110,6 +126,48 @@ def _secret_key(value: object) -> tuple[str | bytes, ...]:
     return tuple(keys)  # type: ignore[arg-type]
 
 
+def _size(value: object, argument: str) -> int | None:
+    """Check a size in bytes: ``None`` (no bound) or an ``int`` >= 0."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(argument, f"expected a number of bytes >= 0 or None, not {value!r}")
+    return value
+
+
+def _seconds(value: object, argument: str, *, optional: bool) -> float | None:
+    """Check a duration: a finite number of seconds above 0 (or ``None`` when optional)."""
+    if value is None and optional:
+        return None
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or value != value
+        or not 0 < value < float("inf")
+    ):
+        expected = "seconds above 0" + (" or None" if optional else "")
+        raise ConfigError(argument, f"expected {expected}, not {value!r}")
+    return float(value)
+
+
+def _cooldown(value: object) -> float:
+    seconds = _seconds(value, "breaker_cooldown", optional=False)
+    assert seconds is not None  # not optional: None raised
+    return seconds
+
+
+def _threshold(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(
+            "breaker_threshold", f"expected a number of failures >= 1 or None, not {value!r}"
+        )
+    return value
+
+
 def _stale_window(value: object, argument: str) -> bool | float:
     """Check a stale window (RFC 5861): off, any staleness, or a number of seconds.
 
@@ -141,7 +199,8 @@ class CacheSettings:
     ``stale_if_error`` and ``stale_while_revalidate`` are stale windows: ``False`` (off),
     ``True`` (any staleness) or a number of seconds. ``expire_after_set`` and
     ``allowed_codes_set`` say whether the user gave those two options (see the module
-    docstring); unset, they hold the defaults of ``cache_control=False``.
+    docstring); unset, they hold the defaults of ``cache_control=False``. ``max_body_size``,
+    ``storage_budget`` and ``breaker_threshold`` are ``None`` when unbounded.
     """
 
     cache_name: str = "acc-cache"
@@ -165,6 +224,10 @@ class CacheSettings:
     strict: bool = False
     credential_headers: frozenset[str] = CREDENTIAL_HEADERS
     credential_params: frozenset[str] = frozenset()
+    max_body_size: int | None = DEFAULT_MAX_BODY_SIZE
+    storage_budget: float | None = DEFAULT_STORAGE_BUDGET
+    breaker_threshold: int | None = DEFAULT_BREAKER_THRESHOLD
+    breaker_cooldown: float = DEFAULT_BREAKER_COOLDOWN
     key_settings: KeySettings = attrs.field(factory=KeySettings)
 
     @property
@@ -200,6 +263,10 @@ class CacheSettings:
         store_cookies: object = False,
         autoclose: object = True,
         strict: object = False,
+        max_body_size: object = DEFAULT_MAX_BODY_SIZE,
+        storage_budget: object = DEFAULT_STORAGE_BUDGET,
+        breaker_threshold: object = DEFAULT_BREAKER_THRESHOLD,
+        breaker_cooldown: object = DEFAULT_BREAKER_COOLDOWN,
     ) -> CacheSettings:
         """Check every option and return the settings; ``ConfigError`` on the first bad one."""
         cache_name = check_cache_name(cache_name)
@@ -245,6 +312,10 @@ class CacheSettings:
             strict=_flag(strict, "strict"),
             credential_headers=secret_headers,
             credential_params=secret_params,
+            max_body_size=_size(max_body_size, "max_body_size"),
+            storage_budget=_seconds(storage_budget, "storage_budget", optional=True),
+            breaker_threshold=_threshold(breaker_threshold),
+            breaker_cooldown=_cooldown(breaker_cooldown),
             key_settings=KeySettings(
                 ignored_params=ignored,
                 include_headers=include,

@@ -6,6 +6,8 @@ import attrs
 
 __all__ = ["CacheStats"]
 
+_STATES = frozenset({"breaker_open"})
+
 
 @attrs.define(slots=True)
 class CacheStats:
@@ -32,6 +34,14 @@ class CacheStats:
         bytes_written: Bytes of entries written to storage.
         evictions: Entries a bounded store dropped to stay within its bounds (stores
             that report it: ``MemoryCache``; others evict on their own and leave it 0).
+        storage_timeouts: Storage operations cut short because the request's storage
+            budget was spent (counted in ``errors`` too).
+        storage_skipped: Storage operations skipped because the circuit breaker was open.
+        breaker_trips: Times the circuit breaker opened.
+        too_large: Responses not stored because their body was above ``max_body_size``
+            (counted in ``not_stored`` too).
+        breaker_open: Whether the circuit breaker is open (or half-open, probing) now:
+            a state, not a counter, so :meth:`reset` leaves it alone.
     """
 
     hits: int = 0
@@ -47,11 +57,17 @@ class CacheStats:
     bytes_read: int = 0
     bytes_written: int = 0
     evictions: int = 0
+    storage_timeouts: int = 0
+    storage_skipped: int = 0
+    breaker_trips: int = 0
+    too_large: int = 0
+    breaker_open: bool = False
 
     def reset(self) -> None:
-        """Set every counter back to zero."""
+        """Set every counter back to zero (``breaker_open``, a state, stays as it is)."""
         for field in attrs.fields(CacheStats):
-            setattr(self, field.name, 0)
+            if field.name not in _STATES:
+                setattr(self, field.name, 0)
 
     def as_dict(self) -> dict[str, int]:
         """The counters as a plain dict."""

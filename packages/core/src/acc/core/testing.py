@@ -239,6 +239,15 @@ class BaseCacheContract:
         await cache.write("k", _LARGE)
         _assert_same_bytes(await cache.read("k"), _LARGE)
 
+    async def test_write_parts_stores_their_concatenation(self, cache: BaseCache) -> None:
+        """Large entries are handed over in parts; the store keeps them as one value."""
+        head, body = _BINARY, _LARGE
+        await cache.write("k", b"an older value")
+        await cache.write_parts("k", (head, body))
+        _assert_same_bytes(await cache.read("k"), head + body)
+        await cache.write_parts("small", (b"ab", b"", b"cd"))
+        _assert_same_bytes(await cache.read("small"), b"abcd")
+
     async def test_write_overwrites_previous_value(self, cache: BaseCache) -> None:
         """A refreshed response replaces the old one entirely, with no bytes left over."""
         await cache.write("k", b"a longer first value")

@@ -71,6 +71,10 @@ CACHE_OPTIONS: OptionsTable = types.MappingProxyType(
         "autoclose": bool,
         "strict": bool,
         "near_cache": bool | dict[str, int | float],
+        "max_body_size": int | None,
+        "storage_budget": float | None,
+        "breaker_threshold": int | None,
+        "breaker_cooldown": float,
     }
 )
 """The options of :class:`~acc.core.CacheBackend` a URL query may set (every backend's)."""

@@ -25,9 +25,9 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from redis.asyncio import connection as redis_connection
@@ -57,6 +57,7 @@ SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
 """The URL schemes :meth:`RedisBackend.from_url` accepts (all registered entry points)."""
 
 _OWN_STORES = ("responses", "redirects")
+_T = TypeVar("_T")
 _FIRST_POLL = 0.01
 _MAX_POLL = 0.1
 # Deletes the lock only if it still holds our token: never another process's lock.
@@ -108,10 +109,13 @@ class RedisBackend(CacheBackend):
         client: A ``redis.asyncio.Redis`` or ``RedisCluster`` you own, instead of ``url``
             and connection options; acc never closes it.
         cluster: Use a ``RedisCluster`` client with ``url`` (same as ``redis+cluster://``).
-        socket_timeout: Seconds a command may take (default 5).
+        socket_timeout: Seconds a command may take (default 5): a command that times out
+            is not retried. A request waits on storage at most its ``storage_budget``
+            in all (default 1 s), whatever this says.
         socket_connect_timeout: Seconds to wait for a connection (default 1): what each
             request pays at most while the server is unreachable.
-        retries: Quick retries of a command after a connection error (default 1).
+        retries: Quick retries of a command after a connection error (default 1); never
+            after a timeout.
         connection_options: More keyword arguments for the redis-py client
             (``ssl_ca_certs``, ``max_connections``, ``health_check_interval``, ...).
         lock: Coordinate misses across processes: one fetches, the others wait for its
@@ -237,8 +241,8 @@ class RedisBackend(CacheBackend):
         or that found the entry stored since its lookup (the session looks in the cache
         again before fetching).
         """
-        if not self.lock:
-            return nullcontext(False)
+        if not self.lock or "closed" not in (self.read_guard.state, self.write_guard.state):
+            return nullcontext(False)  # no lock, or Redis is being skipped (the breaker)
         return self._locked(key)
 
     @asynccontextmanager
@@ -255,7 +259,9 @@ class RedisBackend(CacheBackend):
         finally:
             if token is not None:
                 try:
-                    await self.connection.run("unlock", "EVAL", _RELEASE, 1, lock_key, token)
+                    await self._within_budget(
+                        self.connection.run("unlock", "EVAL", _RELEASE, 1, lock_key, token)
+                    )
                 except Exception as exc:  # it expires by itself after lock_timeout
                     logger.debug("acc: cannot release the fetch lock of %s (%r)", key, exc)
 
@@ -268,14 +274,18 @@ class RedisBackend(CacheBackend):
         """
         token = secrets.token_hex(16).encode()
         ttl_ms = math.ceil(self.lock_timeout * 1000)
-        if await self.connection.run("lock", "SET", lock_key, token, "NX", "PX", ttl_ms):
+        if await self._within_budget(
+            self.connection.run("lock", "SET", lock_key, token, "NX", "PX", ttl_ms)
+        ):
             # Another process may have stored the entry and released its lock between
             # our lookup and now: then look again (one round trip, on a miss only).
             try:
-                stored = await self.connection.batch(
-                    "lock", [("EXISTS", store.redis_key(key)) for store in self._stores]
+                stored = await self._within_budget(
+                    self.connection.batch(
+                        "lock", [("EXISTS", store.redis_key(key)) for store in self._stores]
+                    )
                 )
-            except BackendError:
+            except (BackendError, asyncio.TimeoutError):
                 return token, False  # keep the token, so the lock is still released
             return token, any(stored)
         deadline = time.monotonic() + self.lock_timeout
@@ -283,6 +293,16 @@ class RedisBackend(CacheBackend):
         while (left := deadline - time.monotonic()) > 0:
             await asyncio.sleep(min(delay, left))
             delay = min(delay * 2, _MAX_POLL)
-            if not await self.connection.run("lock", "EXISTS", lock_key):
+            if not await self._within_budget(self.connection.run("lock", "EXISTS", lock_key)):
                 break  # the holder stored its response (or gave up): look again
         return None, True
+
+    async def _within_budget(self, command: Awaitable[_T]) -> _T:
+        """Run one lock command, given ``storage_budget`` seconds at most.
+
+        The lock's commands are storage waits; waiting for another process's fetch is not.
+        """
+        budget = self.settings.storage_budget
+        if budget is None:
+            return await command
+        return await asyncio.wait_for(command, budget)

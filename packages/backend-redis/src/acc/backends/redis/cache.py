@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import re
+import secrets
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, ClassVar
@@ -37,6 +38,8 @@ __all__ = ["LOCK_STORE", "RedisCache", "check_cache_name", "glob_escape"]
 LOCK_STORE = "lock"
 """The part of the key layout reserved for fetch locks: ``<cache_name>:lock:<key>``."""
 _STORE = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
+_PIECE = 1024 * 1024  # bytes per command when a large value is written in parts
+_PARTIAL_TTL_MS = 60_000  # the life of a value being written in parts, if never finished
 _GLOB = re.compile(rb"([\\*?\[\]])")
 
 
@@ -85,6 +88,7 @@ class RedisCache(BaseCache):
     native_ttl: ClassVar[bool] = True
     persistent: ClassVar[bool] = True  # entries outlive the process (a server's lifetime)
     shared_across_processes: ClassVar[bool] = True
+    cancels_promptly = True  # redis-py drops the connection of a cancelled command
 
     scan_count: ClassVar[int] = 1000
     """The ``COUNT`` hint of each ``SCAN``: keys looked at per round trip."""
@@ -196,6 +200,48 @@ class RedisCache(BaseCache):
             await self._run("write", "UNLINK", target)
             return
         await self._run("write", "SET", target, bytes(value), "PXAT", deadline_ms)
+
+    async def write_parts(
+        self, key: str, parts: Sequence[bytes], *, expires_at: float | None = None
+    ) -> None:
+        """Store the concatenation of ``parts``: a large value in 1 MiB commands.
+
+        One ``SET`` of a large value would be copied whole twice on its way to the
+        socket (the command, then the transport's buffer). Instead the value is built
+        under a temporary key in the same hash slot, ``SET`` then ``APPEND`` a piece at a
+        time (each a slice of the parts, never a copy of them), and renamed over
+        ``key`` at the end, so readers never see it half written. The temporary key is
+        outside the namespace's pattern (its name starts with ``{``) and expires by
+        itself within a minute if the write is abandoned.
+        """
+        self._ensure_open()
+        size = sum(len(part) for part in parts)
+        target = self.redis_key(key)
+        if size < _PIECE * 2 or b"{" in target or b"}" in target:
+            await self.write(key, b"".join(parts), expires_at=expires_at)
+            return
+        if expires_at is not None and expires_at != math.inf and expires_at <= time.time():
+            await self._run("write", "UNLINK", target)
+            return
+        temporary = b"{" + target + b"}:partial:" + secrets.token_hex(8).encode()
+        first = True
+        for part in parts:
+            view = memoryview(part)
+            for start in range(0, len(view), _PIECE):
+                piece = view[start : start + _PIECE]
+                if first:
+                    await self._run("write", "SET", temporary, piece, "PX", _PARTIAL_TTL_MS)
+                    first = False
+                else:  # each piece gives the partial value another minute
+                    await self.connection.batch(
+                        "write",
+                        [("APPEND", temporary, piece), ("PEXPIRE", temporary, _PARTIAL_TTL_MS)],
+                    )
+        if expires_at is None or expires_at == math.inf:
+            finish: tuple[Any, ...] = ("PERSIST", target)
+        else:
+            finish = ("PEXPIREAT", target, round(expires_at * 1000))
+        await self.connection.batch("write", [("RENAME", temporary, target), finish])
 
     async def delete(self, key: str) -> None:
         """Remove ``key`` (``UNLINK``; a missing key is not an error)."""

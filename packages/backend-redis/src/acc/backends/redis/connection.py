@@ -13,9 +13,11 @@ stores the few primitives they need in a form that is the same for both:
   primary (``SCAN``, never ``KEYS``).
 
 Defaults are chosen for a cache, which must cost little when the server is gone: short
-socket timeouts and a single quick retry (redis-py's own default retries ten times with
-backoff, which would make every request wait during an outage). redis-py reconnects on
-the next command, so nothing is needed to recover when the server returns.
+socket timeouts and a single quick retry after a connection error (redis-py's own default
+retries ten times with backoff, which would make every request wait during an outage). A
+command that timed out is never retried, so ``socket_timeout`` is what one command may
+take, whatever ``retries`` says. redis-py reconnects on the next command, so nothing is
+needed to recover when the server returns.
 """
 
 from __future__ import annotations
@@ -179,9 +181,11 @@ class RedisConnection(SharedConnection):
         client: A ``redis.asyncio.Redis`` or ``RedisCluster`` the caller owns; acc uses
             it but never closes it. It must not decode responses (values are bytes).
         cluster: Use ``RedisCluster`` with ``url`` (the same as a ``+cluster`` scheme).
-        socket_timeout: Seconds a command may take.
+        socket_timeout: Seconds a command may take (a command that times out is not
+            retried); also what a command waits at most for a free pooled connection.
         socket_connect_timeout: Seconds to wait for a connection.
-        retries: Quick retries of a command after a connection error (0 for none).
+        retries: Quick retries of a command after a connection error (0 for none); a
+            timeout is never retried.
         connection_options: More keyword arguments for the redis-py client
             (``ssl_ca_certs``, ``max_connections``, ``client_name``, ...).
 
@@ -274,7 +278,16 @@ class RedisConnection(SharedConnection):
         _check_driver_options(options, RedisCluster if as_cluster else Redis)
         options.setdefault("socket_timeout", socket_timeout)
         options.setdefault("socket_connect_timeout", socket_connect_timeout)
-        options.setdefault("retry", Retry(ExponentialBackoff(cap=0.05, base=0.002), retries))
+        # Retried: a connection error (a restarted server), not a timeout: a command that
+        # timed out is not sent again, so socket_timeout bounds what a command may take.
+        options.setdefault(
+            "retry",
+            Retry(
+                ExponentialBackoff(cap=0.05, base=0.002),
+                retries,
+                supported_errors=(redis_errors.ConnectionError,),
+            ),
+        )
         parts = urlsplit(plain)
         try:
             if as_cluster:

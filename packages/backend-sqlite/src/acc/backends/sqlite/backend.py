@@ -21,7 +21,12 @@ __all__ = ["URL_OPTIONS", "SQLiteBackend", "SQLiteCache", "sqlite_path"]
 
 _OWN_STORES = ("responses", "redirects")
 
-URL_OPTIONS: OptionsTable = {"busy_timeout": float, "fast_save": bool}
+URL_OPTIONS: OptionsTable = {
+    "busy_timeout": float,
+    "fast_save": bool,
+    "max_entries": int | None,
+    "max_bytes": int | None,
+}
 """The options of :class:`SQLiteBackend` a URL query may set, besides ``CacheBackend``'s."""
 
 
@@ -62,9 +67,19 @@ class SQLiteBackend(CacheBackend):
             acc creates only its owner may read: the file (and SQLite's ``-wal`` and
             ``-shm`` files) ``0600``, the folders ``0700``.
             ``":memory:"`` keeps the cache in memory, for as long as the backend is open.
-        busy_timeout: Seconds to wait for another connection's write lock (default 5).
+        busy_timeout: Seconds a statement waits for another connection's lock (default
+            5), then fails (and the request goes on without storage). It is waited for
+            on the event loop, never in the worker thread the stores share, so one
+            statement's wait never holds up another's; and a request waits at most its
+            ``storage_budget`` in all.
         fast_save: ``PRAGMA synchronous = OFF``: faster writes, but a power failure (not
             a crash of the process) may lose the latest entries.
+        max_entries: Keep at most about this many responses: past it, expired entries
+            are evicted first, then the oldest written (default ``None``: no bound).
+        max_bytes: Keep the database within about this many bytes on disk, its
+            write-ahead log included (see :meth:`disk_usage`), evicting as for
+            ``max_entries``; a response larger than this is not stored (default
+            ``None``: no bound).
         policy_kwargs: Every option of :class:`~acc.core.CacheBackend`
             (``expire_after``, ``allowed_codes``, ``secret_key``, ...).
 
@@ -82,6 +97,8 @@ class SQLiteBackend(CacheBackend):
         *,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
         fast_save: bool = False,
+        max_entries: int | None = None,
+        max_bytes: int | None = None,
         **policy_kwargs: Any,
     ) -> None:
         for name in _OWN_STORES:
@@ -92,12 +109,25 @@ class SQLiteBackend(CacheBackend):
         self.connection = SQLiteConnection(
             str(self.db_path), busy_timeout=busy_timeout, fast_save=fast_save
         )
+        self.store = SQLiteCache(
+            self.connection, "responses", max_entries=max_entries, max_bytes=max_bytes
+        )
+        """The ``responses`` table (``responses`` may be a near cache in front of it)."""
         super().__init__(
             os.fspath(cache_name),
-            responses=SQLiteCache(self.connection, "responses"),
+            responses=self.store,
             redirects=SQLiteCache(self.connection, "redirects"),
             **policy_kwargs,
         )
+
+    async def used_bytes(self) -> int:
+        """Bytes the entries take: the database's pages in use plus its WAL file.
+
+        See :meth:`SQLiteCache.disk_usage`; this is the figure ``max_bytes`` bounds (free
+        pages not counted). :meth:`disk_usage` is what the files take on disk.
+        """
+        self._check_open()
+        return await self.store.disk_usage()
 
     @property
     def in_memory(self) -> bool:

@@ -7,9 +7,19 @@ Each store is one table of a database file::
 
 Reads ignore rows past ``expires_at``, and :meth:`SQLiteCache.delete_expired` removes
 them with one indexed ``DELETE``. The file is in WAL mode, so readers never wait for the
-writer, and several processes may share it: a busy timeout makes SQLite wait for a lock,
-and the few ``database is locked`` errors SQLite raises without waiting are retried with
-backoff.
+writer, and several processes may share it. A statement that meets another connection's
+lock fails at once (SQLite's own busy timeout is zero) and is tried again after short,
+growing pauses on the event loop, for ``busy_timeout`` seconds at most from its first
+try: the worker thread is never held by a lock wait, so the statements of concurrent
+requests never queue behind one another's waits, and a request whose storage budget
+runs out is cancelled in a pause (see :func:`_retrying`).
+
+A store may be bounded (``max_entries``, ``max_bytes``): past a bound, expired entries
+are evicted first, then the oldest written. The size bounded is
+:meth:`SQLiteCache.disk_usage`, the database's pages in use plus its write-ahead log,
+which checkpoints truncate to 32 MiB. Values of 1 MiB or more handed over in parts
+(:meth:`SQLiteCache.write_parts`) are written with incremental blob I/O, without a
+contiguous copy.
 
 All stores built from one :class:`SQLiteConnection` share one aiosqlite connection, hence
 one worker thread. It is opened on first use (constructors do no I/O) and closed when
@@ -40,36 +50,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import random
 import re
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import aiosqlite
 
-from acc.core.errors import BackendError, BackendUnavailable, ConfigError
+from acc.core.errors import BackendError, BackendUnavailable, ConfigError, EntryTooLarge
 from acc.core.storage import BaseCache
 from acc.core.storage.sharing import SharedConnection
 
 __all__ = ["MEMORY", "SQLiteCache", "SQLiteConnection"]
 
+logger = logging.getLogger("acc")
+
 MEMORY = ":memory:"
 """The path of an in-memory database (it lives as long as its connection)."""
 
 DEFAULT_BUSY_TIMEOUT = 5.0
-"""Seconds SQLite waits for another connection's lock before giving up."""
+"""Seconds a statement waits for another connection's lock before giving up."""
+
+_T = TypeVar("_T")
 
 _TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
 _CHUNK = 500  # keys per statement: well under SQLite's 999-variable floor
-_RETRIES = 8
-_FIRST_BACKOFF = 0.005
-_MAX_BACKOFF = 0.5
-_MIN_RETRY_BUDGET = 1.0  # seconds of retries even with busy_timeout=0
+_FIRST_BACKOFF = 0.002
+_MAX_BACKOFF = 0.05
 _BUSY_CODES = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED (primary codes)
 _READER_MMAP_SIZE = 256 * 1024 * 1024  # bytes of the file the loop-thread reader maps
 _LOOP_READ_MAX = 16 * 1024 * 1024  # larger values are read by the worker thread
@@ -77,6 +90,17 @@ _LOOP_WRITE_MAX = 64 * 1024  # larger values are written by the worker thread
 _LOOP_WRITE_BUDGET = 4 * 1024 * 1024  # bytes written on the loop between two checkpoints
 _FILE_MODE = 0o600  # a database file acc creates: its owner only (the WAL and SHM follow)
 _FOLDER_MODE = 0o700  # a folder acc creates for it
+_JOURNAL_SIZE_LIMIT = 32 * 1024 * 1024  # bytes the WAL file is truncated to by a checkpoint
+_PARTS_FROM = 1024 * 1024  # values of at least this many bytes are written with blob I/O
+_BLOB_IO = hasattr(sqlite3.Connection, "blobopen")  # Python 3.11+
+_EVICTION_ROUNDS = 4  # passes of checkpoint-and-delete an eviction makes at most
+_EVICTION_PAGE = 10_000  # rows looked at per pass
+_ROW_OVERHEAD = 64  # bytes a row costs besides its key and value (header, index entries)
+_SQL_PAGES = (
+    "SELECT (SELECT page_count FROM pragma_page_count()) - "
+    "(SELECT freelist_count FROM pragma_freelist_count()), "
+    "(SELECT page_size FROM pragma_page_size())"
+)
 
 
 def _is_locked(exc: sqlite3.OperationalError) -> bool:
@@ -100,6 +124,14 @@ def _check_busy_timeout(value: object) -> float:
     return float(value)
 
 
+def _check_bound(name: str, value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(name, f"expected a positive integer or None, not {value!r}")
+    return value
+
+
 def _check_fast_save(value: object) -> bool:
     if not isinstance(value, bool):
         raise ConfigError("fast_save", f"expected True or False, not {value!r}")
@@ -119,6 +151,13 @@ def _blob(value: object) -> bytes:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)
     return str(value).encode("utf-8", "surrogatepass")
+
+
+def _statement(
+    connection: aiosqlite.Connection, sql: str, parameters: Sequence[Any]
+) -> Callable[[], Awaitable[Iterable[sqlite3.Row]]]:
+    """A call running one statement in the worker thread (one hop), for :func:`_retrying`."""
+    return lambda: connection.execute_fetchall(sql, parameters)
 
 
 def _chunks(keys: Sequence[str]) -> Iterable[Sequence[str]]:
@@ -267,7 +306,7 @@ class SQLiteConnection(SharedConnection):
             raise BackendUnavailable(f"cannot create the file {self.path!r}: {exc}") from exc
         connection = aiosqlite.connect(
             self.path,
-            timeout=self.busy_timeout,
+            timeout=0,  # the worker never waits for a lock: _retrying does, on the loop
             isolation_level=None,  # autocommit: one statement, one transaction
             uri=self.path.startswith("file:"),
         )
@@ -280,12 +319,15 @@ class SQLiteConnection(SharedConnection):
                 f"cannot open the SQLite database {self.path!r}: {exc}"
             ) from exc
         try:
-            pragmas = [f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}"]
+            pragmas = ["PRAGMA busy_timeout = 0"]
             if not self.in_memory:
                 pragmas.append("PRAGMA journal_mode = WAL")
+                # A checkpoint truncates the log to this, so a large write leaves no
+                # large file behind (see disk_usage).
+                pragmas.append(f"PRAGMA journal_size_limit = {_JOURNAL_SIZE_LIMIT}")
             pragmas.append(f"PRAGMA synchronous = {'OFF' if self.fast_save else 'NORMAL'}")
             for pragma in pragmas:
-                await _retrying(connection.execute_fetchall, pragma, (), self.busy_timeout)
+                await _retrying(_statement(connection, pragma, ()), self.busy_timeout)
         except BaseException as exc:
             await connection.close()
             if isinstance(exc, sqlite3.Error):
@@ -304,7 +346,7 @@ class SQLiteConnection(SharedConnection):
         busy_timeout = self.busy_timeout
         try:
             for statement in statements:
-                await _retrying(connection.execute_fetchall, statement, (), busy_timeout)
+                await _retrying(_statement(connection, statement, ()), busy_timeout)
         except sqlite3.Error as exc:
             raise BackendError(f"cannot create the table {table!r}: {exc}") from exc
 
@@ -412,17 +454,22 @@ class SQLiteConnection(SharedConnection):
         self.drop_reader()
         self.drop_writer()
         try:
-            await _retrying(connection.execute_fetchall, "VACUUM", (), self.busy_timeout)
+            await _retrying(_statement(connection, "VACUUM", ()), self.busy_timeout)
             if not self.in_memory:
-                await _retrying(
-                    connection.execute_fetchall,
-                    "PRAGMA wal_checkpoint(TRUNCATE)",
-                    (),
-                    self.busy_timeout,
-                )
+                checkpoint = "PRAGMA wal_checkpoint(TRUNCATE)"
+                await _retrying(_statement(connection, checkpoint, ()), self.busy_timeout)
         except (sqlite3.Error, ValueError) as exc:
             raise BackendError(f"{self!r}: vacuum failed: {exc}") from exc
         self._written_here = 0
+
+    def wal_size(self) -> int:
+        """The size of the database's write-ahead log file, in bytes (0 if none)."""
+        if not self._shared_file or self.path.startswith("file:"):
+            return 0
+        try:
+            return os.path.getsize(self.path + "-wal")
+        except OSError:
+            return 0
 
     # -- closing ----------------------------------------------------------------------------------
 
@@ -474,6 +521,46 @@ def _loop_connection(
     return connection
 
 
+async def _in_worker(
+    connection: aiosqlite.Connection, function: Callable[[sqlite3.Connection], _T]
+) -> _T:
+    """Run ``function(sqlite3 connection)`` in the connection's worker thread, in one hop.
+
+    aiosqlite has no public call for this (its ``execute*`` methods run one statement);
+    its ``_execute`` is how they all queue work, and has been since its first releases.
+    """
+    execute: Callable[..., Awaitable[_T]] = connection._execute
+    return await execute(function, connection._conn)
+
+
+def _write_blob(
+    database: sqlite3.Connection,
+    table: str,
+    key: str,
+    parts: Sequence[bytes],
+    size: int,
+    expires_at: float | None,
+) -> None:
+    """Insert a value of ``size`` zero bytes, then write ``parts`` into it: one transaction."""
+    database.execute("BEGIN IMMEDIATE")
+    try:
+        cursor = database.execute(
+            f'INSERT OR REPLACE INTO "{table}" (key, value, expires_at) VALUES (?, zeroblob(?), ?)',
+            (key, size, expires_at),
+        )
+        rowid = cursor.lastrowid
+        assert rowid is not None
+        blob_open: Callable[..., Any] = getattr(database, "blobopen")  # noqa: B009 - Python 3.11+
+        with blob_open(table, "value", rowid) as blob:
+            for part in parts:
+                blob.write(part)
+        database.execute("COMMIT")
+    except BaseException:
+        if database.in_transaction:
+            database.execute("ROLLBACK")
+        raise
+
+
 def _read_only_uri(path: str) -> str:
     """A ``file:`` URI opening ``path`` read-only (a ``file:`` path keeps its own query)."""
     if path.startswith("file:"):
@@ -482,25 +569,28 @@ def _read_only_uri(path: str) -> str:
     return f"{Path(path).absolute().as_uri()}?mode=ro"
 
 
-async def _retrying(function: Any, sql: str, parameters: Sequence[Any], busy_timeout: float) -> Any:
-    """Run ``function(sql, parameters)``, retrying ``database is locked`` with backoff.
+async def _retrying(call: Callable[[], Awaitable[_T]], busy_timeout: float) -> _T:
+    """Run ``call()``, waiting for another connection's lock for up to ``busy_timeout``.
 
-    SQLite waits up to ``busy_timeout`` for a lock by itself, but reports some conflicts
-    at once (a WAL snapshot gone stale, a lock upgrade that would deadlock). Those are
-    retried a few times, with growing, jittered pauses, for at most about
-    ``max(busy_timeout, 1)`` seconds in all; a lock held longer is an error.
+    The worker thread never waits for a lock itself (its busy timeout is zero): a
+    statement that meets one fails at once with ``database is locked``, and is tried
+    again here, after growing, jittered pauses on the event loop, until it runs or
+    ``busy_timeout`` seconds have passed since the first try (then the error is raised).
+    So the one worker thread a database's stores share is never held by a lock wait:
+    statements of other requests run between the tries, and a request whose storage
+    budget runs out is cancelled in a pause, leaving nothing queued behind it.
     """
-    deadline = time.monotonic() + max(busy_timeout, _MIN_RETRY_BUDGET)
+    deadline = time.monotonic() + busy_timeout
     delay = _FIRST_BACKOFF
-    for _attempt in range(_RETRIES):
+    while True:
         try:
-            return await function(sql, parameters)
+            return await call()
         except sqlite3.OperationalError as exc:
-            if not _is_locked(exc) or time.monotonic() >= deadline:
+            left = deadline - time.monotonic()
+            if not _is_locked(exc) or left <= 0:
                 raise
-        await asyncio.sleep(delay * (0.5 + random.random()))  # jitter
+        await asyncio.sleep(min(left, delay * (0.5 + random.random())))  # jitter
         delay = min(delay * 2, _MAX_BACKOFF)
-    return await function(sql, parameters)
 
 
 class SQLiteCache(BaseCache):
@@ -514,6 +604,15 @@ class SQLiteCache(BaseCache):
         busy_timeout: Seconds to wait for another connection's lock (default 5); only
             with a path.
         fast_save: ``PRAGMA synchronous = OFF``; only with a path.
+        max_entries: Evict entries once the table holds more than this many (``None``,
+            the default: no bound). Checked after writes, every tenth of the bound.
+        max_bytes: Evict entries once the database takes more than this many bytes
+            (see :meth:`disk_usage`: the pages in use plus the WAL); a value larger
+            than this is never stored. ``None`` (the default): no bound. Checked after
+            writes, every tenth of the bound written.
+
+    Eviction removes expired entries first, then the oldest written (a table is a queue
+    in write order: reads do not reorder it, so a hit costs no write).
 
     Raises:
         ConfigError: An invalid table name or option.
@@ -522,6 +621,7 @@ class SQLiteCache(BaseCache):
     native_ttl: ClassVar[bool] = True
     persistent: ClassVar[bool] = True
     shared_across_processes: ClassVar[bool] = True
+    cancels_promptly = True  # a cancelled statement leaves the worker's queue or a pause
 
     page_size: ClassVar[int] = 500
     """Rows fetched per query when iterating over keys (fewer for items)."""
@@ -533,7 +633,15 @@ class SQLiteCache(BaseCache):
         *,
         busy_timeout: float | None = None,
         fast_save: bool | None = None,
+        max_entries: int | None = None,
+        max_bytes: int | None = None,
     ) -> None:
+        self.max_entries = _check_bound("max_entries", max_entries)
+        """The bound on the number of entries (``None``: unbounded)."""
+        self.max_bytes = _check_bound("max_bytes", max_bytes)
+        """The bound on :meth:`disk_usage` (``None``: unbounded)."""
+        self._written_since_check = 0  # entries, since the bounds were last checked
+        self._bytes_since_check = 0
         if (
             not isinstance(table, str)
             or not _TABLE.match(table)
@@ -607,7 +715,7 @@ class SQLiteCache(BaseCache):
         try:
             return list(
                 await _retrying(
-                    connection.execute_fetchall, sql, parameters, self.connection.busy_timeout
+                    _statement(connection, sql, parameters), self.connection.busy_timeout
                 )
             )
         except (sqlite3.Error, ValueError) as exc:
@@ -617,12 +725,12 @@ class SQLiteCache(BaseCache):
         """Run one statement and return how many rows it changed."""
         connection = await self._connect()
 
-        async def run(sql: str, parameters: Sequence[Any]) -> int:
+        async def run() -> int:
             async with connection.execute(sql, parameters) as cursor:
                 return cursor.rowcount
 
         try:
-            count: int = await _retrying(run, sql, parameters, self.connection.busy_timeout)
+            count: int = await _retrying(run, self.connection.busy_timeout)
         except (sqlite3.Error, ValueError) as exc:
             raise self._failed(operation, exc) from exc
         return count
@@ -674,11 +782,164 @@ class SQLiteCache(BaseCache):
         return [found.get(key) for key in keys]
 
     async def write(self, key: str, value: bytes, *, expires_at: float | None = None) -> None:
-        """Store ``value`` under ``key``, replacing any previous value."""
+        """Store ``value`` under ``key``, replacing any previous value.
+
+        Raises:
+            EntryTooLarge: ``value`` is larger than ``max_bytes`` (the key was deleted).
+        """
         parameters = (key, bytes(value), expires_at)
-        if self._conn is not None and not self._closed and self._write_here(parameters):
+        if self.max_bytes is not None and len(value) > self.max_bytes:
+            await self._too_large(key, len(value))
+        if not (self._conn is not None and not self._closed and self._write_here(parameters)):
+            await self._fetch("write", self._sql_write, parameters)
+        if self.max_entries is not None or self.max_bytes is not None:
+            await self._wrote(len(value))
+
+    async def write_parts(
+        self, key: str, parts: Sequence[bytes], *, expires_at: float | None = None
+    ) -> None:
+        """Store the concatenation of ``parts``: a large value with incremental blob I/O.
+
+        The row is inserted with a zero-filled value of the full length, which the parts
+        are then written into, in one transaction in the worker thread, so no contiguous
+        copy of a large value is ever made (binding one as a parameter would copy it
+        twice) and readers never see it half written.
+
+        Raises:
+            EntryTooLarge: The value is larger than ``max_bytes`` (the key was deleted).
+        """
+        size = sum(len(part) for part in parts)
+        if size < _PARTS_FROM or not _BLOB_IO or self.connection.in_memory:
+            await self.write(key, b"".join(parts), expires_at=expires_at)
             return
-        await self._fetch("write", self._sql_write, parameters)
+        if self.max_bytes is not None and size > self.max_bytes:
+            await self._too_large(key, size)
+        connection = await self._connect()
+        table = self.table
+
+        def write_blob(database: sqlite3.Connection) -> None:
+            _write_blob(database, table, key, parts, size, expires_at)
+
+        try:
+            await _retrying(
+                lambda: _in_worker(connection, write_blob), self.connection.busy_timeout
+            )
+        except (sqlite3.Error, ValueError) as exc:
+            raise self._failed("write", exc) from exc
+        if self.max_entries is not None or self.max_bytes is not None:
+            await self._wrote(size)
+
+    async def _too_large(self, key: str, size: int) -> None:
+        await self.delete(key)
+        logger.warning(
+            "acc: not storing %s in %r: %d bytes is more than max_bytes (%d)",
+            key,
+            self,
+            size,
+            self.max_bytes,
+        )
+        raise EntryTooLarge(f"{size} bytes is more than max_bytes ({self.max_bytes})")
+
+    # -- bounds -----------------------------------------------------------------------------------
+
+    async def _wrote(self, size: int) -> None:
+        """Count a write; check the bounds every tenth of them (entries or bytes)."""
+        self._written_since_check += 1
+        self._bytes_since_check += size
+        due = (
+            self.max_entries is not None
+            and self._written_since_check >= max(1, self.max_entries // 10)
+        ) or (self.max_bytes is not None and self._bytes_since_check >= self.max_bytes // 10)
+        if due:
+            self._written_since_check = self._bytes_since_check = 0
+            await self.evict()
+
+    async def disk_usage(self) -> int:
+        """Bytes the database takes on disk: its pages in use, plus its write-ahead log.
+
+        Free pages (left by deletions, reused by later writes) are not counted; the WAL
+        file is, as it stands: until a checkpoint copies it into the database it holds
+        the latest writes, and a checkpoint truncates it to 32 MiB at most. The ``-shm``
+        index is not counted (a few KiB).
+        """
+        ((pages, page_size),) = await self._fetch("disk_usage", _SQL_PAGES, ())
+        return int(pages) * int(page_size) + self.connection.wal_size()
+
+    async def evict(self) -> int:
+        """Remove entries until the table is within ``max_entries`` and ``max_bytes``.
+
+        Expired entries go first, then the oldest written. Called after writes (every
+        tenth of a bound); callable at any time.
+
+        Returns:
+            The number of entries removed.
+        """
+        removed = 0
+        now = time.time()
+        if self.max_entries is not None:
+            (count,) = (await self._fetch("evict", f"SELECT COUNT(*) FROM {self._q}", ()))[0]
+            if count > self.max_entries:
+                expired = await self._count("evict", self._sql_expired, (now,))
+                removed += expired
+                excess = count - expired - self.max_entries
+                if excess > 0:
+                    removed += await self._count(
+                        "evict",
+                        f"DELETE FROM {self._q} WHERE rowid IN "
+                        f"(SELECT rowid FROM {self._q} ORDER BY rowid LIMIT ?)",
+                        (excess,),
+                    )
+        if self.max_bytes is not None:
+            target = self.max_bytes - self.max_bytes // 10  # room for the next writes
+            expired_done = False
+            for _round in range(_EVICTION_ROUNDS):
+                used = await self.disk_usage()
+                if used <= self.max_bytes:
+                    break
+                await self._checkpoint()  # folds the WAL in, and truncates it
+                used = await self.disk_usage()
+                if used <= self.max_bytes:
+                    break
+                if not expired_done:
+                    expired_done = True
+                    expired = await self._count("evict", self._sql_expired, (now,))
+                    if expired:
+                        removed += expired
+                        continue
+                removed += await self._evict_oldest(used - target)
+            else:
+                await self._checkpoint()
+        if removed:
+            logger.debug("acc: evicted %d entries from %r", removed, self)
+        return removed
+
+    async def _evict_oldest(self, excess: int) -> int:
+        """Delete the oldest entries whose values add up to at least ``excess`` bytes."""
+        rows = await self._fetch(
+            "evict",
+            f"SELECT rowid, length(value) + length(key) FROM {self._q} ORDER BY rowid LIMIT ?",
+            (_EVICTION_PAGE,),
+        )
+        doomed: list[int] = []
+        total = 0
+        for rowid, size in rows:
+            doomed.append(rowid)
+            total += int(size) + _ROW_OVERHEAD
+            if total >= excess:
+                break
+        removed = 0
+        for start in range(0, len(doomed), _CHUNK):
+            chunk = doomed[start : start + _CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            removed += await self._count(
+                "evict", f"DELETE FROM {self._q} WHERE rowid IN ({marks})", chunk
+            )
+        return removed
+
+    async def _checkpoint(self) -> None:
+        """Copy the WAL into the database and truncate it, if no reader is in the way."""
+        if not self.connection.in_memory:
+            await self._fetch("evict", "PRAGMA wal_checkpoint(TRUNCATE)", ())
 
     def _write_here(self, parameters: tuple[str, bytes, float | None]) -> bool:
         """Try the write on the loop-thread writer; false sends it to the worker thread."""

@@ -49,7 +49,7 @@ import attrs
 from acc.core.events import CacheEvent, EventHub, EventKind
 from acc.core.flow.coalesce import SingleFlight
 from acc.core.flow.entries import entry_from_head, gateway_timeout, unservable, without_cookies
-from acc.core.flow.exchange import Exchange, LiveT, ResponseHead
+from acc.core.flow.exchange import BodyCollector, Exchange, LiveT, ResponseHead
 from acc.core.flow.outcome import Outcome
 from acc.core.flow.refresh import BackgroundRefreshes
 from acc.core.http.policy import (
@@ -58,6 +58,7 @@ from acc.core.http.policy import (
     RequestOptions,
     Revalidate,
     StaleWhileRevalidate,
+    StoreDecision,
     UseCached,
     decide_error,
     decide_lookup,
@@ -73,6 +74,7 @@ from acc.core.keys import CacheRequest, redact_url
 from acc.core.models import CachedResponse, HeaderPairs
 from acc.core.settings import CacheSettings
 from acc.core.stats import CacheStats
+from acc.core.storage.guard import Budget
 
 __all__ = ["FlowCache", "RequestFlow", "assert_never"]
 
@@ -115,8 +117,12 @@ class FlowCache(Protocol):
         """The cross-process fetch lock of ``key``."""
         ...
 
+    def new_budget(self) -> Budget:
+        """A new budget of storage waiting for one request."""
+        ...
+
     async def read_entry(
-        self, key: str, *, request_headers: HeaderPairs = ()
+        self, key: str, *, request_headers: HeaderPairs = (), budget: Budget | None = None
     ) -> CachedResponse | None:
         """Read and decode the entry under ``key`` (following aliases and Vary)."""
         ...
@@ -129,11 +135,12 @@ class FlowCache(Protocol):
         aliases: Iterable[str] = (),
         request_headers: HeaderPairs = (),
         keep_until: datetime | None = None,
+        budget: Budget | None = None,
     ) -> bool:
         """Encode and write ``entry`` under ``key``; whether it was written."""
         ...
 
-    async def invalidate(self, keys: Iterable[str]) -> None:
+    async def invalidate(self, keys: Iterable[str], *, budget: Budget | None = None) -> None:
         """Delete the entries under ``keys``, their variants and aliases."""
         ...
 
@@ -147,8 +154,12 @@ class _Request(Generic[LiveT]):
     options: RequestOptions
     key: str
     refreshes: BackgroundRefreshes
+    budget: Budget
+    """The storage waiting left to the request (see :mod:`acc.core.storage.guard`)."""
     started: float = 0.0
     """``perf_counter()`` when the request arrived, when there are listeners (else 0)."""
+    drain: bool = False
+    """Read a body of unknown length here, so it is stored (a background refresh)."""
 
 
 def _bodiless(request: CacheRequest, method: str, url: str) -> CacheRequest:
@@ -317,12 +328,13 @@ class RequestFlow:
             )
         key = self.cache.create_key(request)
         completions_before_lookup = self.cache.inflight.completions
+        budget = self.cache.new_budget()
         if options.force_refresh:
             entry = None
         elif settings.filter_fn is None:  # the common case, without a second coroutine
-            entry = await self.cache.read_entry(key, request_headers=request.headers)
+            entry = await self.cache.read_entry(key, request_headers=request.headers, budget=budget)
         else:
-            entry = await self._read(request, key)
+            entry = await self._read(request, key, budget)
         now = self.cache.now()
         decision = decide_lookup(
             entry, options, now, settings=settings, request_headers=request.headers
@@ -335,7 +347,7 @@ class RequestFlow:
         if isinstance(decision, GatewayTimeout):
             why = "no entry" if entry is None else "the entry may not be used"
             return self._gateway_timeout(request, key, f"only_if_cached, and {why}", started)
-        call = _Request(request, exchange, options, key, refreshes, started)
+        call = _Request(request, exchange, options, key, refreshes, budget, started)
         if isinstance(decision, StaleWhileRevalidate):
             self._refresh_in_background(call, decision)
             return self._hit(
@@ -368,12 +380,13 @@ class RequestFlow:
         self._log("bypass", "not cached", why, request, None, started)
         live = await exchange.send(())
         if invalidate and is_unsafe_method(request.method):
-            await self._invalidate(request, exchange.head(live), started)
+            budget = self.cache.new_budget()
+            await self._invalidate(request, exchange.head(live), budget, started)
         return Outcome(live=live)
 
-    async def _read(self, request: CacheRequest, key: str) -> CachedResponse | None:
+    async def _read(self, request: CacheRequest, key: str, budget: Budget) -> CachedResponse | None:
         cache = self.cache
-        entry = await cache.read_entry(key, request_headers=request.headers)
+        entry = await cache.read_entry(key, request_headers=request.headers, budget=budget)
         if (
             entry is not None
             and cache.settings.filter_fn is not None
@@ -416,7 +429,7 @@ class RequestFlow:
             lock = cache.fetch_lock(call.key) if leader else _no_lock()
             async with lock as waited_elsewhere:
                 if look_again or waited_elsewhere:
-                    stored = await self._read(call.request, call.key)
+                    stored = await self._read(call.request, call.key, call.budget)
                     second = decide_lookup(
                         stored,
                         call.options,
@@ -512,7 +525,7 @@ class RequestFlow:
             fetched = f"revalidation answered {head.status}"
         outcome = await self._store(call, live, head, fetched)
         if is_unsafe_method(request.method):
-            await self._invalidate(request, head, call.started)
+            await self._invalidate(request, head, call.budget, call.started)
         return outcome
 
     async def _refreshed(
@@ -540,6 +553,7 @@ class RequestFlow:
                 refreshed if cache.settings.store_cookies else without_cookies(refreshed),
                 request_headers=call.request.headers,
                 keep_until=decision.storage_expires,
+                budget=call.budget,
             )
         cache.stats.revalidations += 1
         return self._hit(
@@ -582,7 +596,17 @@ class RequestFlow:
                 stored=False,
             )
             return Outcome(live=live, cache_key=call.key)
-        body = await call.exchange.read(live)
+        limit = settings.max_body_size
+        length = head.content_length
+        if limit is not None and length is not None and length > limit:
+            why = f"Content-Length {length} is above max_body_size ({limit})"
+            return self._too_large(call, live, fetched, why)
+        if limit is not None and length is None:
+            return await self._store_while_read(call, live, head, decision, now, fetched)
+        live, body = await call.exchange.read(live, limit)
+        if body is None:
+            why = f"the body grew past max_body_size ({limit}) as it was read"
+            return self._too_large(call, live, fetched, why)
         entry = entry_from_head(
             head,
             body,
@@ -612,6 +636,7 @@ class RequestFlow:
             aliases=self._alias_keys(call.request, head),
             request_headers=call.request.headers,
             keep_until=decision.storage_expires,
+            budget=call.budget,
         )
         outcome = "stored" if stored else "not stored: storage refused it"
         self._log(
@@ -627,6 +652,77 @@ class RequestFlow:
         )
         return Outcome(entry=entry, live=live, body=body, cache_key=call.key, stored=stored)
 
+    def _too_large(
+        self, call: _Request[LiveT], live: LiveT, fetched: str, why: str
+    ) -> Outcome[LiveT]:
+        """A response not stored for its size: it streams on to the caller, unbuffered."""
+        stats = self.cache.stats
+        stats.not_stored += 1
+        stats.too_large += 1
+        self._log("miss", fetched, f"not stored: {why}", call.request, call.key, call.started)
+        return Outcome(live=live, cache_key=call.key)
+
+    async def _store_while_read(
+        self,
+        call: _Request[LiveT],
+        live: LiveT,
+        head: ResponseHead,
+        decision: StoreDecision,
+        now: datetime,
+        fetched: str,
+    ) -> Outcome[LiveT]:
+        """A body of unknown length: store it once the caller has read all of it.
+
+        Nothing is read ahead of the caller. The body is kept as the caller reads it,
+        given up on past ``max_body_size``, and stored when it ends, within what is left
+        of the request's storage budget. Until then the key has no entry: concurrent
+        requests for it go to the network.
+        """
+        cache = self.cache
+        settings = cache.settings
+
+        async def complete(body: bytes) -> None:
+            entry = entry_from_head(
+                head,
+                body,
+                created_at=now,
+                expires=decision.expires,
+                redacted_params=settings.redacted_params,
+                redacted_headers=settings.redacted_headers,
+            )
+            unfit = unservable(entry)
+            if unfit is not None or not await self._passes_filter(entry):
+                cache.stats.not_stored += 1
+                why = f"it could not be served back ({unfit})" if unfit else "filter_fn refused it"
+                self._log("miss", fetched, f"not stored: {why}", call.request, call.key)
+                return
+            stored = await cache.write_entry(
+                call.key,
+                entry if settings.store_cookies else without_cookies(entry),
+                aliases=self._alias_keys(call.request, head),
+                request_headers=call.request.headers,
+                keep_until=decision.storage_expires,
+                budget=call.budget,
+            )
+            outcome = "stored" if stored else "not stored: storage refused it"
+            self._log("miss", fetched, f"{outcome} (read by the caller)", call.request, call.key)
+
+        def overflow() -> None:
+            stats = cache.stats
+            stats.not_stored += 1
+            stats.too_large += 1
+            why = f"not stored: the body grew past max_body_size ({settings.max_body_size})"
+            self._log("miss", fetched, why, call.request, call.key)
+
+        collector = BodyCollector(settings.max_body_size, complete, overflow)
+        streamed = await call.exchange.stream(live, collector)
+        reading = "storing as the caller reads (length unknown)"
+        self._log("miss", fetched, reading, call.request, call.key, call.started)
+        if call.drain:  # nobody will read it: read it here, as far as the limit
+            streamed, _body = await call.exchange.read(streamed, settings.max_body_size)
+            await call.exchange.release(streamed)
+        return Outcome(live=streamed, cache_key=call.key)
+
     def _alias_keys(self, request: CacheRequest, head: ResponseHead) -> set[str]:
         """Keys of the URLs a redirect chain passed through, pointing at the final entry."""
         if not head.history:
@@ -635,7 +731,7 @@ class RequestFlow:
         return {self.cache.create_key(_bodiless(request, "GET", u)) for u in urls}
 
     async def _invalidate(
-        self, request: CacheRequest, head: ResponseHead, started: float = 0.0
+        self, request: CacheRequest, head: ResponseHead, budget: Budget, started: float = 0.0
     ) -> None:
         """After a successful unsafe request, drop the entries of its target (RFC 9111 §4.4).
 
@@ -662,7 +758,7 @@ class RequestFlow:
             started,
             status=head.status,
         )
-        await cache.invalidate(keys)
+        await cache.invalidate(keys, budget=budget)
 
     def _refresh_in_background(self, call: _Request[LiveT], decision: StaleWhileRevalidate) -> None:
         """Start the refresh of a stale entry just served (at most one per key)."""
@@ -670,9 +766,12 @@ class RequestFlow:
             Revalidate(decision.entry, decision.headers) if decision.headers else Fetch("expired")
         )
 
+        # Its own budget: a refresh waits on storage for no request.
+        background = attrs.evolve(call, budget=self.cache.new_budget(), drain=True)
+
         async def refresh() -> None:
-            outcome = await self._exchange(call, follow_up, None)
+            outcome = await self._exchange(background, follow_up, None)
             if outcome.live is not None and outcome.body is None:
-                await call.exchange.release(outcome.live)
+                await background.exchange.release(outcome.live)
 
         call.refreshes.start(call.key, refresh)

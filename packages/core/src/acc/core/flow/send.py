@@ -15,6 +15,8 @@ Rules this module keeps:
 3. The response ``send`` returns is taken as already decoded (``Content-Encoding`` is
    dropped from what is stored, as for the client bindings), and when it carries no
    request headers, the request's are recorded.
+4. Its body is already in memory, so its length is known before the flow decides: a
+   body above ``max_body_size`` is returned, not stored.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import Awaitable, Callable
 
 import attrs
 
-from acc.core.flow.exchange import ResponseHead
+from acc.core.flow.exchange import BodyCollector, ResponseHead
 from acc.core.keys import CacheRequest
 from acc.core.models import CachedResponse, HeaderPairs
 
@@ -63,11 +65,21 @@ class SendExchange:
             headers=live.headers,
             request_headers=live.request_headers or self.request.headers,
             history=live.history,
+            content_length=len(live.body),
         )
 
-    async def read(self, live: CachedResponse) -> bytes:
-        """The body ``send`` already read."""
-        return live.body
+    async def read(
+        self, live: CachedResponse, limit: int | None
+    ) -> tuple[CachedResponse, bytes | None]:
+        """The body ``send`` already read, unless it is larger than ``limit``."""
+        body = live.body
+        return live, (body if limit is None or len(body) <= limit else None)
+
+    async def stream(self, live: CachedResponse, collector: BodyCollector) -> CachedResponse:
+        """The body is in memory already: the collector gets it whole (rule 4)."""
+        collector.feed(live.body)
+        await collector.finish()
+        return live
 
     async def release(self, live: CachedResponse) -> None:
         """Nothing to give back: ``send`` returned a finished response."""

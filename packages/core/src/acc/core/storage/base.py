@@ -37,12 +37,25 @@ class BaseCache(abc.ABC):
         returns_stored_objects: :meth:`read` returns the very ``bytes`` object that was
             written (an in-process store), so the façade may reuse the entry it decoded
             from it last time (see :mod:`acc.core.storage.memo`). Leave it false otherwise.
+        in_process: Every operation completes in this process without waiting on
+            anything outside it (no I/O, no lock another process holds), so the façade
+            does not time it against the request's storage budget. Leave it false
+            otherwise.
+        cancels_promptly: A cancelled operation ends at once: it never waits on its
+            server while it handles the cancellation. The façade then times it in the
+            request's own task (an operation that answers without waiting costs no
+            timer). Otherwise (the default, safe for any store) each timed operation runs
+            in a task of its own, which the request stops waiting for when its budget is
+            spent, whatever the driver does with the cancellation. An instance may set
+            it (a wrapper, from the store it wraps).
     """
 
     native_ttl: ClassVar[bool] = False
     persistent: ClassVar[bool] = False
     shared_across_processes: ClassVar[bool] = False
     returns_stored_objects: ClassVar[bool] = False
+    in_process: ClassVar[bool] = False
+    cancels_promptly: bool = False
 
     _closed: bool = False
 
@@ -86,6 +99,20 @@ class BaseCache(abc.ABC):
         self._ensure_open()
         for key in keys:
             await self.delete(key)
+
+    async def write_parts(
+        self, key: str, parts: Sequence[bytes], *, expires_at: float | None = None
+    ) -> None:
+        """Store the concatenation of ``parts`` under ``key``, as :meth:`write` would.
+
+        The façade hands a large entry over as its parts (the encoded header, the body)
+        so that a store able to write them one after the other (SQLite's incremental
+        blob I/O, Redis ``APPEND``) never makes a contiguous copy of a large body. Readers
+        must never see a partial value. This default joins the parts and calls
+        :meth:`write`.
+        """
+        value = parts[0] if len(parts) == 1 else b"".join(parts)
+        await self.write(key, value, expires_at=expires_at)
 
     async def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """Return the values of ``keys`` in order, ``None`` for each missing one."""

@@ -34,6 +34,8 @@ class MemoryCache(BaseCache):
 
     native_ttl: ClassVar[bool] = True
     returns_stored_objects: ClassVar[bool] = True
+    in_process: ClassVar[bool] = True
+    cancels_promptly = True
 
     def __init__(self, *, max_entries: int | None = None, max_bytes: int | None = None) -> None:
         self._data: LRU[str, tuple[bytes, float | None]] = LRU(

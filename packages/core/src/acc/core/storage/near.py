@@ -93,6 +93,8 @@ class NearCache(BaseCache):
         _positive("max_bytes", max_bytes, int)
         _positive("max_age", max_age, (int, float))
         self.inner = inner
+        # Its own answers are in memory; the rest is the inner store's.
+        self.cancels_promptly = inner.cancels_promptly
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.max_age = float(max_age)

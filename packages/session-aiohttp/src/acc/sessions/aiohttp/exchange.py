@@ -23,8 +23,9 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from acc.core import RedirectHop
-from acc.core.flow.exchange import ResponseHead
+from acc.core.flow.exchange import BodyCollector, ResponseHead
 from acc.core.models import HeaderPairs
+from acc.sessions.aiohttp.response import PullingStream
 
 __all__ = ["DECODED_CODINGS", "AiohttpExchange", "body_decoded"]
 
@@ -49,6 +50,23 @@ def body_decoded(headers: Any, auto_decompress: bool) -> bool:
     if not coding:
         return True
     return auto_decompress and coding.isascii() and coding.lower() in DECODED_CODINGS
+
+
+_BODILESS = frozenset({204, 304})
+
+
+def declared_length(live: ClientResponse) -> int | None:
+    """The length of ``live``'s body as sent, when known before reading it.
+
+    ``Content-Length`` (the length on the wire, before any decoding), or ``0`` for a
+    response that has no body; ``None`` when the length is not declared or not valid.
+    """
+    if live.method == "HEAD" or live.status in _BODILESS or live.status < 200:
+        return 0
+    value = live.headers.get("Content-Length")
+    if value is None or not value.isdigit():
+        return None
+    return int(value)
 
 
 def _hop(hop: ClientResponse) -> RedirectHop:
@@ -103,11 +121,37 @@ class AiohttpExchange:
             request_headers=tuple(live.request_info.headers.items()),
             history=tuple(_hop(hop) for hop in live.history),
             body_decoded=body_decoded(live.headers, self._auto_decompress),
+            content_length=declared_length(live),
         )
 
-    async def read(self, live: ClientResponse) -> bytes:
-        """Read the whole body (aiohttp keeps it, so the caller can read it again)."""
-        return await live.read()
+    async def read(
+        self, live: ClientResponse, limit: int | None
+    ) -> tuple[ClientResponse, bytes | None]:
+        """Read the body, unless it is larger than ``limit``.
+
+        A body that is not content-encoded has exactly its declared length, which the
+        flow checked, so aiohttp reads it (and keeps it, so the caller can read it
+        again). A decoded one may be far longer than was sent: it is read a chunk at a
+        time, and past ``limit`` the chunks read are put back in front of the rest of
+        ``live.content`` for the caller.
+        """
+        if limit is None or "Content-Encoding" not in live.headers:
+            return live, await live.read()
+        content = live.content
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await content.readany():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                live.content = PullingStream(content, replay=chunks)
+                return live, None
+        return live, chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def stream(self, live: ClientResponse, collector: BodyCollector) -> ClientResponse:
+        """Hand on ``live``, its ``content`` passing what the caller reads to ``collector``."""
+        live.content = PullingStream(live.content, collector=collector)
+        return live
 
     async def release(self, live: ClientResponse) -> None:
         """Give the connection back without reading the body."""

@@ -26,9 +26,10 @@ from aiohttp.streams import StreamReader
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDictProxy
 from yarl import URL
 
+from acc.core.flow.exchange import BodyCollector
 from acc.core.models import CachedResponse, HeaderPairs, RedirectHop, utcnow
 
-__all__ = ["CachedClientResponse", "body_stream", "mark_live_response"]
+__all__ = ["CachedClientResponse", "PullingStream", "body_stream", "mark_live_response"]
 
 _STREAM_LIMIT = 2**16
 
@@ -58,6 +59,63 @@ def body_stream(body: bytes) -> StreamReader:
         stream.feed_data(body)
     stream.feed_eof()
     return stream
+
+
+class PullingStream(StreamReader):
+    """A ``StreamReader`` over a live response's own: it reads from it only on demand.
+
+    It stands in for ``response.content`` when acc must see the body as the caller reads
+    it, or put back what it read. It is a real ``StreamReader``, so every reading method
+    (``read``, ``readany``, ``readline``, ``iter_chunked``, ...) behaves as on the live
+    response: each waits for data through ``_wait``, which here pulls the next chunk from
+    the live stream, so nothing is read ahead of the caller and the live stream's own
+    flow control still applies.
+
+    Args:
+        source: The live response's ``content``.
+        replay: Chunks already read from ``source``, given to the caller first.
+        collector: Gets every chunk pulled from ``source`` (not the replayed ones), and
+            is finished at the end of the body, or abandoned if reading it fails.
+    """
+
+    __slots__ = ("_collector", "_source")
+
+    def __init__(
+        self,
+        source: StreamReader,
+        *,
+        replay: list[bytes] | None = None,
+        collector: BodyCollector | None = None,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        super().__init__(_FinishedProtocol(loop), _STREAM_LIMIT, loop=loop)
+        self._source = source
+        self._collector = collector
+        for chunk in replay or ():
+            self.feed_data(chunk)
+
+    async def _wait(self, func_name: str) -> None:
+        # Every reading method calls this when its buffer is empty before the end.
+        collector = self._collector
+        try:
+            chunk = await self._source.readany()
+        except BaseException:
+            if collector is not None:
+                collector.abandon()
+            raise
+        if chunk:
+            if collector is not None:
+                collector.feed(chunk)
+            self.feed_data(chunk)
+            return
+        if collector is not None:
+            await collector.finish()
+        self.feed_eof()
+
+    async def wait_eof(self) -> None:
+        """Wait for the end of the body, reading it (it is not read ahead otherwise)."""
+        while not self.is_eof():
+            await self._wait("wait_eof")
 
 
 def _proxy(pairs: HeaderPairs) -> CIMultiDictProxy[str]:

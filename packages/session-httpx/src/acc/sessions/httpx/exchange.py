@@ -17,15 +17,20 @@ Rules this module keeps:
    ``Content-Encoding``; a body in a coding httpx leaves alone keeps its label.
 3. A transport sees one hop: httpx's client follows redirects above it, each hop a request
    of its own, so a response here never has a redirect history.
+4. A response whose body acc must see as the caller reads it (to store it, or to put
+   back what it read) is a new response over the decoded body: without
+   ``Content-Encoding`` and ``Content-Length``, its stream pulling from the live one
+   only as the caller reads, and closing it when closed.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import httpx
 
-from acc.core.flow.exchange import ResponseHead
+from acc.core.flow.exchange import BodyCollector, ResponseHead
 from acc.core.models import HeaderPairs
 from acc.sessions.httpx.request import header_pairs
 
@@ -57,6 +62,76 @@ def body_decoded(headers: httpx.Headers) -> bool:
     """Whether ``aread()`` returns the body of a response with ``headers`` decoded (rule 2)."""
     codings = (c.strip().lower() for c in headers.get_list("content-encoding", split_commas=True))
     return all(coding in DECODED_CODINGS for coding in codings if coding)
+
+
+_BODILESS = frozenset({204, 304})
+_ENCODING_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+def declared_length(live: httpx.Response) -> int | None:
+    """The length of ``live``'s body as sent (``Content-Length``), when declared.
+
+    ``0`` for a response that has no body; ``None`` when not declared or not valid.
+    """
+    if live.request.method == "HEAD" or live.status_code in _BODILESS or live.status_code < 200:
+        return 0
+    value = live.headers.get("Content-Length")
+    if value is None or not value.isdigit():
+        return None
+    return int(value)
+
+
+class _PulledStream(httpx.AsyncByteStream):
+    """The decoded body of a live response: replayed chunks first, then pulled on demand."""
+
+    def __init__(
+        self,
+        live: httpx.Response,
+        chunks: AsyncIterator[bytes],
+        *,
+        replay: list[bytes] | None = None,
+        collector: BodyCollector | None = None,
+    ) -> None:
+        self._live = live
+        self._chunks = chunks
+        self._replay = replay or []
+        self._collector = collector
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        replay, self._replay = self._replay, []
+        while replay:
+            yield replay.pop(0)
+        collector = self._collector
+        try:
+            async for chunk in self._chunks:
+                if collector is not None:
+                    collector.feed(chunk)
+                yield chunk
+        except BaseException:
+            if collector is not None:
+                collector.abandon()
+            raise
+        if collector is not None:
+            await collector.finish()
+
+    async def aclose(self) -> None:
+        await self._live.aclose()
+
+
+def _decoded(live: httpx.Response, stream: _PulledStream) -> httpx.Response:
+    """A response in place of ``live`` over ``stream``, its decoded body (rule 4)."""
+    headers = [
+        (name, value)
+        for name, value in live.headers.multi_items()
+        if name.lower() not in _ENCODING_HEADERS
+    ]
+    return httpx.Response(
+        live.status_code,
+        headers=headers,
+        stream=stream,
+        request=live.request,
+        extensions=live.extensions,
+    )
 
 
 class HttpxExchange:
@@ -100,11 +175,32 @@ class HttpxExchange:
             headers=header_pairs(live.headers),
             request_headers=header_pairs(request.headers),
             body_decoded=body_decoded(live.headers),
+            content_length=declared_length(live),
         )
 
-    async def read(self, live: httpx.Response) -> bytes:
-        """Read the whole body, decoded; httpx keeps it and closes the stream."""
-        return await live.aread()
+    async def read(
+        self, live: httpx.Response, limit: int | None
+    ) -> tuple[httpx.Response, bytes | None]:
+        """Read the whole body, decoded, unless it grows past ``limit`` (rule 4).
+
+        Within the limit httpx keeps it and closes the stream. Past it, the caller gets
+        a response that replays the chunks read, then the rest of the body.
+        """
+        if limit is None:
+            return live, await live.aread()
+        chunks: list[bytes] = []
+        size = 0
+        decoded = live.aiter_bytes()
+        async for chunk in decoded:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                return _decoded(live, _PulledStream(live, decoded, replay=chunks)), None
+        return live, chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def stream(self, live: httpx.Response, collector: BodyCollector) -> httpx.Response:
+        """A response over ``live``'s decoded body, passing what is read to ``collector``."""
+        return _decoded(live, _PulledStream(live, live.aiter_bytes(), collector=collector))
 
     async def release(self, live: httpx.Response) -> None:
         """Close the response unread, giving its connection back."""
