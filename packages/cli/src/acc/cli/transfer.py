@@ -108,10 +108,20 @@ def read_lines(stream: IO[str], loop: asyncio.AbstractEventLoop) -> asyncio.Queu
     queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=1000)
 
     def put(item: Any) -> bool:
+        # The put coroutine is made in the loop's own thread: made here, it would be left
+        # un-awaited (and warned about) when the loop closes first, as on Ctrl-C.
+        done = threading.Event()
+
+        def schedule() -> None:
+            loop.create_task(queue.put(item)).add_done_callback(lambda _task: done.set())
+
         try:
-            asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
-        except Exception:  # the loop is gone: the command ended
+            loop.call_soon_threadsafe(schedule)
+        except RuntimeError:  # the loop is gone: the command ended
             return False
+        while not done.wait(0.1):
+            if loop.is_closed():
+                return False
         return True
 
     def reader() -> None:
