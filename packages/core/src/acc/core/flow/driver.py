@@ -607,6 +607,23 @@ class RequestFlow:
         if body is None:
             why = f"the body grew past max_body_size ({limit}) as it was read"
             return self._too_large(call, live, fetched, why)
+        entry, stored = await self._keep(call, head, body, decision, now, fetched)
+        return Outcome(entry=entry, live=live, body=body, cache_key=call.key, stored=stored)
+
+    async def _keep(
+        self,
+        call: _Request[LiveT],
+        head: ResponseHead,
+        body: bytes,
+        decision: StoreDecision,
+        now: datetime,
+        fetched: str,
+        *,
+        note: str = "",
+    ) -> tuple[CachedResponse, bool]:
+        """Build the entry of a body read whole, check it, and write it; whether it was."""
+        cache = self.cache
+        settings = cache.settings
         entry = entry_from_head(
             head,
             body,
@@ -619,30 +636,21 @@ class RequestFlow:
         if unfit is not None or not await self._passes_filter(entry):
             cache.stats.not_stored += 1
             why = f"it could not be served back ({unfit})" if unfit else "filter_fn refused it"
-            self._log(
-                "miss",
-                fetched,
-                f"not stored: {why}",
-                call.request,
+            outcome, stored = f"not stored: {why}", False
+        else:
+            stored = await cache.write_entry(
                 call.key,
-                call.started,
-                status=head.status,
-                stored=False,
+                entry if settings.store_cookies else without_cookies(entry),
+                aliases=self._alias_keys(call.request, head),
+                request_headers=call.request.headers,
+                keep_until=decision.storage_expires,
+                budget=call.budget,
             )
-            return Outcome(entry=entry, live=live, body=body, cache_key=call.key)
-        stored = await cache.write_entry(
-            call.key,
-            entry if settings.store_cookies else without_cookies(entry),
-            aliases=self._alias_keys(call.request, head),
-            request_headers=call.request.headers,
-            keep_until=decision.storage_expires,
-            budget=call.budget,
-        )
-        outcome = "stored" if stored else "not stored: storage refused it"
+            outcome = "stored" if stored else "not stored: storage refused it"
         self._log(
             "miss",
             fetched,
-            outcome,
+            outcome + note,
             call.request,
             call.key,
             call.started,
@@ -650,7 +658,7 @@ class RequestFlow:
             stored=stored,
             body_bytes=len(body),
         )
-        return Outcome(entry=entry, live=live, body=body, cache_key=call.key, stored=stored)
+        return entry, stored
 
     def _too_large(
         self, call: _Request[LiveT], live: LiveT, fetched: str, why: str
@@ -682,30 +690,7 @@ class RequestFlow:
         settings = cache.settings
 
         async def complete(body: bytes) -> None:
-            entry = entry_from_head(
-                head,
-                body,
-                created_at=now,
-                expires=decision.expires,
-                redacted_params=settings.redacted_params,
-                redacted_headers=settings.redacted_headers,
-            )
-            unfit = unservable(entry)
-            if unfit is not None or not await self._passes_filter(entry):
-                cache.stats.not_stored += 1
-                why = f"it could not be served back ({unfit})" if unfit else "filter_fn refused it"
-                self._log("miss", fetched, f"not stored: {why}", call.request, call.key)
-                return
-            stored = await cache.write_entry(
-                call.key,
-                entry if settings.store_cookies else without_cookies(entry),
-                aliases=self._alias_keys(call.request, head),
-                request_headers=call.request.headers,
-                keep_until=decision.storage_expires,
-                budget=call.budget,
-            )
-            outcome = "stored" if stored else "not stored: storage refused it"
-            self._log("miss", fetched, f"{outcome} (read by the caller)", call.request, call.key)
+            await self._keep(call, head, body, decision, now, fetched, note=" (read by the caller)")
 
         def overflow() -> None:
             stats = cache.stats
