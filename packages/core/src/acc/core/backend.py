@@ -46,6 +46,7 @@ from typing import Any, Generic, TypeVar, overload
 
 import attrs
 
+from acc.core import maintenance
 from acc.core.codec import Codec, DecodeError
 from acc.core.errors import BackendError, BackendUnavailable, ConfigError, EntryTooLarge
 from acc.core.events import CacheEvent, EventHub, Listener
@@ -67,7 +68,7 @@ from acc.core.http.vary import (
     variant_key,
     varying_headers,
 )
-from acc.core.keys import CacheRequest, create_key, normalize_url
+from acc.core.keys import CacheRequest, create_key
 from acc.core.models import CachedResponse, HeaderPairs, StoredEntry, utcnow
 from acc.core.outage import OutageLog
 from acc.core.settings import (
@@ -97,15 +98,8 @@ __all__ = ["CacheBackend"]
 logger = logging.getLogger("acc")
 _T = TypeVar("_T")
 _V = TypeVar("_V")
-_SWEEP_BATCH = 100
-"""Alias targets checked per ``read_many`` when maintenance sweeps dangling aliases."""
 _PARTS_FROM = 1024 * 1024
 """Bodies of at least this many bytes are handed to stores as parts, never joined."""
-
-
-def _past_storage_expiry(entry: CachedResponse, settings: CacheSettings, now: datetime) -> bool:
-    keep = entry_storage_expiry(entry, settings)
-    return keep is not None and keep <= now
 
 
 _NEAR_CACHE_OPTIONS = frozenset({"max_entries", "max_bytes", "max_age"})
@@ -1011,13 +1005,11 @@ class CacheBackend:
         except Exception as exc:
             self._storage_failed("delete", exc)
 
-    # -- the façade's management methods ------------------------------------------------------
+    # -- the façade's management methods (acc.core.maintenance does the work) ----------------
 
     async def clear(self) -> None:
         """Remove every entry and alias of this cache."""
-        self._check_open()
-        await self.responses.clear()
-        await self.redirects.clear()
+        await maintenance.clear(self)
 
     async def delete(
         self,
@@ -1027,6 +1019,14 @@ class CacheBackend:
         urls: Iterable[str] | None = None,
     ) -> int:
         """Delete entries, and the aliases that point at them.
+
+        What it costs follows what it is asked (see :mod:`acc.core.maintenance`): keys
+        touch only those keys, their variants and their own aliases; ``expired=True`` on
+        a store that expires entries by itself (memory, SQLite, Redis, MongoDB, DynamoDB)
+        asks both stores to drop what expired, aliases and vary records included (they
+        expire with their entries), and reads nothing. ``older_than`` and ``urls`` (and
+        ``expired`` on a store that cannot tell what expired) read every entry once, then
+        delete the aliases left leading nowhere in one streaming pass.
 
         Args:
             keys: Cache keys to delete.
@@ -1042,109 +1042,27 @@ class CacheBackend:
         Returns:
             The number of entries deleted.
         """
-        self._check_open()
-        if isinstance(older_than, (int, float)) and not isinstance(older_than, bool):
-            older_than = timedelta(seconds=older_than)
-        if older_than is not None and not isinstance(older_than, timedelta):
-            raise ConfigError("older_than", f"expected a timedelta or seconds, not {older_than!r}")
-        if isinstance(urls, str):
-            raise ConfigError("urls", "expected a list of URLs, not a single string")
-        doomed = set(keys)
-        if keys:
-            # A key whose response varies leads to its variants through a vary record.
-            for key, found in zip(keys, await self.redirects.read_many(list(keys)), strict=True):
-                lead = self._lead(key, found) if found is not None else None
-                if isinstance(lead, VaryRecord):
-                    doomed.update(lead.variants)
-        deleted = 0
-        now = self.now()
-        ignored = self.settings.redacted_params
-        wanted_urls = {normalize_url(u, ignored) for u in urls} if urls else set()
-        bulk = expired or older_than is not None or bool(wanted_urls)
-        if expired:
-            native = await self.responses.delete_expired(now.timestamp())
-            if native is not None:
-                deleted += native
-                expired = False
-        if expired or older_than is not None or wanted_urls:
-            cutoff = now - older_than if older_than is not None else None
-            async for key, data in self.responses.items():
-                try:
-                    entry = self.codec.decode(data, key=key)
-                except DecodeError:
-                    doomed.add(key)
-                    continue
-                if (
-                    (expired and _past_storage_expiry(entry, self.settings, now))
-                    or (cutoff is not None and entry.created_at < cutoff)
-                    or (wanted_urls and normalize_url(entry.url, ignored) in wanted_urls)
-                ):
-                    doomed.add(key)
-        if doomed:
-            present = await self.responses.read_many(sorted(doomed))
-            deleted += sum(1 for value in present if value is not None)
-            await self.responses.bulk_delete(doomed)
-        if keys:
-            # A key given may itself be an alias (the URL a redirect started from).
-            await self.redirects.bulk_delete(keys)
-        if bulk:
-            # Bulk maintenance walks the aliases once; deleting keys alone never does (an
-            # alias left pointing at a deleted entry reads as a miss until swept).
-            await self._delete_dangling_aliases(doomed)
-        return deleted
-
-    async def _delete_dangling_aliases(self, doomed: set[str]) -> None:
-        """Delete aliases and vary records that lead to no entry any more.
-
-        An alias is dangling when its target is in ``doomed`` or no longer stored (it was
-        deleted by key, or expired natively); a vary record, when none of its variants is
-        left. Targets are checked in batches with one ``read_many`` each.
-        """
-        leads: list[tuple[str, tuple[str, ...]]] = []
-        async for key, target in self.redirects.items():
-            lead = self._lead(key, target)
-            if isinstance(lead, VaryRecord):
-                leads.append((key, lead.variants))
-            else:  # an alias, or a record that does not verify: it leads nowhere
-                leads.append((key, () if lead is None else (lead,)))
-        unknown = sorted({t for _key, targets in leads for t in targets} - doomed)
-        present: set[str] = set()
-        for start in range(0, len(unknown), _SWEEP_BATCH):
-            batch = unknown[start : start + _SWEEP_BATCH]
-            found = await self.responses.read_many(batch)
-            present.update(k for k, value in zip(batch, found, strict=True) if value is not None)
-        dangling = [key for key, targets in leads if not present.intersection(targets)]
-        if dangling:
-            await self.redirects.bulk_delete(dangling)
+        return await maintenance.delete(
+            self, keys, expired=expired, older_than=older_than, urls=urls
+        )
 
     async def sweep_aliases(self) -> None:
         """Delete the redirect aliases and vary records that lead to no entry any more.
 
-        ``delete(expired=True)`` (and the other bulk deletions) do this by themselves;
-        tools that delete entries by key in batches call it once at the end.
+        An alias whose entry was deleted by key reads as a miss, and goes by itself when
+        its expiry (its entry's) comes; this walks the whole ``redirects`` store once to
+        remove such aliases now (entries that never expire leave aliases that never do).
+        Tools that delete entries by key in batches (``acc prune``) call it at the end.
         """
-        self._check_open()
-        await self._delete_dangling_aliases(set())
+        await maintenance.sweep_aliases(self)
 
-    async def entries(self) -> AsyncIterator[StoredEntry]:
+    def entries(self) -> AsyncIterator[StoredEntry]:
         """Iterate over the stored entries, with their keys and sizes, skipping unreadable ones.
 
         A raw listing for tools (the ``acc`` command's ``stats``, ``urls``, ``prune``,
         ``export``): it applies no freshness and counts nothing in ``stats``.
         """
-        self._check_open()
-        now = self.now()
-        async for key, data in self.responses.items():
-            try:
-                entry = self.codec.decode(data, key=key)
-            except DecodeError:
-                continue
-            yield StoredEntry(
-                key=key,
-                entry=entry,
-                size=len(data),
-                expired=_past_storage_expiry(entry, self.settings, now),
-            )
+        return maintenance.entries(self)
 
     async def compact(self) -> bool:
         """Give the space of deleted entries back where storage can (SQLite: ``VACUUM``).
@@ -1152,9 +1070,7 @@ class CacheBackend:
         Returns:
             Whether storage compacted; ``False`` when it cannot (memory, servers).
         """
-        self._check_open()
-        compacted = await self.responses.compact()
-        return await self.redirects.compact() or compacted
+        return await maintenance.compact(self)
 
     async def explain(
         self,
@@ -1203,28 +1119,23 @@ class CacheBackend:
         """Delete the entry of a plain ``method`` request for ``url``.
 
         It touches only that key, its variants and its own alias; aliases of other URLs
-        that pointed at it read as misses and go in the next ``delete(expired=True)``.
+        that pointed at it read as misses, and go when they expire (with the entry they
+        were written for) or with :meth:`sweep_aliases`.
         """
-        await self.delete(self.url_key(url, method))
+        await maintenance.delete_url(self, url, method)
 
     async def has_url(self, url: str, method: str = "GET") -> bool:
         """Whether a plain ``method`` request for ``url`` has an entry."""
-        self._check_open()
-        key = self.url_key(url, method)
-        return await self.responses.contains(key) or await self.redirects.contains(key)
+        return await maintenance.has_url(self, url, method)
 
-    async def urls(self) -> AsyncIterator[str]:
-        """Iterate over the distinct URLs of the stored entries, skipping unreadable ones."""
-        self._check_open()
-        seen: set[str] = set()
-        async for key, data in self.responses.items():
-            try:
-                url = self.codec.decode(data, key=key).url
-            except DecodeError:
-                continue
-            if url not in seen:
-                seen.add(url)
-                yield url
+    def urls(self) -> AsyncIterator[str]:
+        """Iterate over the distinct URLs of the stored entries, skipping unreadable ones.
+
+        It streams: memory grows with the entries that are not a plain GET of their URL
+        (variants, other methods, requests with a body), not with the cache (see
+        :func:`acc.core.maintenance.urls`).
+        """
+        return maintenance.urls(self)
 
     async def close(self) -> None:
         """Close both stores. Idempotent; later use raises :class:`BackendError`."""

@@ -488,6 +488,49 @@ class Codec:
         except Exception as exc:  # any malformed metadata is a decode error, by design
             raise DecodeError(f"entry metadata is invalid: {exc}") from None
 
+    def url_of(self, data: bytes, *, key: str = "") -> str:
+        """Return the ``url`` of the entry stored in ``data`` under ``key``, without building it.
+
+        For maintenance that lists URLs (:meth:`CacheBackend.urls
+        <acc.core.backend.CacheBackend.urls>`): the entry is checked as :meth:`decode`
+        checks it (header, length, checksum or signature, schema tag), so a corrupt,
+        moved or forged entry raises here too; only the other fields are not built and
+        the body is not copied.
+
+        Raises:
+            DecodeError: ``data`` is not a valid entry for this codec.
+        """
+        data, meta_start, meta_end = self._verified_meta(data, key)
+        try:
+            meta = _loads(str(data[meta_start:meta_end], "utf-8", "surrogatepass"))
+            fields = len(_RESPONSE_SCHEMA.positions) + 1
+            if type(meta) is not list or len(meta) != fields or meta[0] != _RESPONSE_SCHEMA.tag:
+                raise TypeError("metadata was written for other fields")
+            url = meta[_RESPONSE_SCHEMA.positions["url"]]
+        except Exception as exc:  # any malformed metadata is a decode error, by design
+            raise DecodeError(f"entry metadata is invalid: {exc}") from None
+        if type(url) is not str:
+            raise DecodeError("entry metadata is invalid: url: expected str")
+        return url
+
+    def _verified_meta(self, data: object, key: str) -> tuple[bytes, int, int]:
+        """Check an entry's envelope and integrity: its bytes, where its metadata is."""
+        data = data if type(data) is bytes else _as_bytes(data)
+        assert isinstance(data, bytes)
+        if len(data) < _HEADER_SIZE:
+            raise DecodeError("entry is truncated")
+        magic, version, flags, meta_len, body_len = _HEADER.unpack_from(data)
+        if magic != MAGIC or version != FORMAT_VERSION or flags not in (0, FLAG_SIGNED):
+            raise DecodeError("entry has no acc header of this format")
+        if bool(flags) != bool(self._keys):
+            raise DecodeError("entry signing does not match this codec's secret_key")
+        offset = _HEADER_SIZE + (_DIGEST_SIZE if flags else _CRC_SIZE)
+        if offset + meta_len + body_len != len(data):
+            raise DecodeError("entry length does not match its header (truncated?)")
+        if not (self._verify(data, offset, key) if flags else _crc_matches(data, key)):
+            raise DecodeError("entry check does not match (corrupt, forged or moved)")
+        return data, offset, offset + meta_len
+
     def expires_at(self, data: bytes) -> float | None:
         """Return the ``expires`` of an entry as epoch seconds, without building it.
 
