@@ -226,13 +226,15 @@ async def test_expiry_sweep_uses_the_index(backend: SQLiteBackend) -> None:
         plan = " ".join(
             str(row[3])
             for row in other.execute(
-                "EXPLAIN QUERY PLAN DELETE FROM responses WHERE expires_at <= ?", (time.time(),)
+                "EXPLAIN QUERY PLAN DELETE FROM responses WHERE rowid IN "
+                "(SELECT rowid FROM responses WHERE expires_at <= ? LIMIT 2000)",
+                (time.time(),),
             )
         )
     assert "INDEX responses_expires_at" in plan
 
 
-async def test_delete_expired_is_one_statement_and_never_decodes(backend: SQLiteBackend) -> None:
+async def test_delete_expired_deletes_and_never_reads(backend: SQLiteBackend) -> None:
     now = time.time()
     # Garbage that would fail decoding: if the façade read these, stats.errors would grow.
     for i in range(5):
@@ -245,10 +247,101 @@ async def test_delete_expired_is_one_statement_and_never_decodes(backend: SQLite
     assert await backend.delete(expired=True) == 5
 
     assert backend.stats.errors == 0
-    on_responses = [s for s in statements if "responses" in s]
-    assert len(on_responses) == 1
-    assert on_responses[0].startswith('DELETE FROM "responses" WHERE expires_at <=')
+    # One batch per store (fewer rows than a batch), no value read from either store.
+    for table in ("responses", "redirects"):
+        on_table = [s for s in statements if f'"{table}"' in s and not s.startswith("CREATE")]
+        assert len(on_table) == 1
+        assert on_table[0].startswith(f'DELETE FROM "{table}" WHERE rowid IN')
+    assert not [s for s in statements if s.startswith("SELECT")]
     assert sorted(await _keys(backend.responses)) == ["forever", "new-0", "new-1", "new-2"]
+
+
+async def test_delete_expired_deletes_every_expired_row_in_batches(tmp_path: Path) -> None:
+    store = SQLiteCache(tmp_path / "batches.sqlite")
+    now = time.time()
+    async with asyncio.timeout(120):
+        # More than two batches of expired rows (2,000 each), among live ones.
+        connection = await store._connect()
+        rows = [(f"old-{i:05}", b"x" * 100, now - 10 - i % 7) for i in range(4500)]
+        rows += [(f"new-{i:05}", b"y" * 100, now + 3600) for i in range(300)]
+        rows += [(f"forever-{i}", b"z", None) for i in range(5)]
+        await connection.executemany(
+            'INSERT INTO "responses" (key, value, expires_at) VALUES (?, ?, ?)', rows
+        )
+        statements = await _trace_store(store)
+        assert await store.delete_expired(now) == 4500
+        deletes = [s for s in statements if s.startswith("DELETE")]
+        assert len(deletes) == 3  # 2,000 + 2,000 + 500
+        assert any("wal_checkpoint(TRUNCATE)" in s for s in statements)
+        left = await _keys(store)
+        assert len(left) == 305
+        assert all(not key.startswith("old-") for key in left)
+        assert await store.delete_expired(now) == 0
+    await store.close()
+
+
+async def _trace_store(store: SQLiteCache) -> list[str]:
+    statements: list[str] = []
+    connection = await store.connection.get()
+    await connection.set_trace_callback(statements.append)
+    return statements
+
+
+async def test_the_wal_is_small_after_a_large_expiry(tmp_path: Path) -> None:
+    path = tmp_path / "wal.sqlite"
+    store = SQLiteCache(path)
+    now = time.time()
+    async with asyncio.timeout(300):
+        connection = await store._connect()
+        value = b"v" * 1500
+        for start in range(0, 24_000, 4000):
+            rows = [
+                (f"{(start + i) * 2654435761 % 2**32:08x}-{start + i}", value, now - 1)
+                for i in range(4000)
+            ]
+            await connection.executemany(
+                'INSERT INTO "responses" (key, value, expires_at) VALUES (?, ?, ?)', rows
+            )
+        assert await store.delete_expired(now) == 24_000
+    wal = Path(f"{path}-wal")
+    assert not wal.exists() or wal.stat().st_size < 1024 * 1024  # truncated, not 36+ MB
+    assert await store.size() == 0
+    await store.close()
+
+
+def _page_size(path: Path) -> int:
+    with sqlite3.connect(path) as other:
+        return int(other.execute("PRAGMA page_size").fetchone()[0])
+
+
+async def test_a_new_file_gets_8k_pages(tmp_path: Path) -> None:
+    backend = SQLiteBackend(tmp_path / "new.sqlite")
+    await backend.responses.write("k", b"v")
+    await backend.close()
+    assert _page_size(tmp_path / "new.sqlite") == 8192
+
+
+async def test_an_old_file_keeps_its_4k_pages_and_works(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as old:  # as earlier releases made it
+        old.execute("PRAGMA page_size = 4096")
+        old.execute("PRAGMA journal_mode = WAL")
+        old.execute(
+            'CREATE TABLE "responses" (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_at REAL)'
+        )
+        old.execute('CREATE INDEX "responses_expires_at" ON "responses" (expires_at)')
+        old.execute(
+            'INSERT INTO "responses" VALUES (?, ?, ?)', ("before", b"kept", time.time() - 5)
+        )
+        old.execute('INSERT INTO "responses" VALUES (?, ?, ?)', ("live", b"old", None))
+    backend = SQLiteBackend(path)
+    assert await backend.responses.read("live") == b"old"
+    await backend.responses.write("k", b"v" * 5000)
+    assert await backend.responses.read("k") == b"v" * 5000
+    assert await backend.delete(expired=True) == 1
+    assert sorted(await _keys(backend.responses)) == ["k", "live"]
+    await backend.close()
+    assert _page_size(path) == 4096
 
 
 async def test_expired_rows_are_invisible_before_the_sweep(backend: SQLiteBackend) -> None:

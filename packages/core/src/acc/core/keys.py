@@ -50,6 +50,7 @@ __all__ = [
     "CacheRequest",
     "KeySettings",
     "create_key",
+    "create_key_unmemoised",
     "credential_digest",
     "key_inputs",
     "normalize_url",
@@ -296,6 +297,12 @@ def create_key(request: CacheRequest, settings: KeySettings = KeySettings()) -> 
     ):
         # Nothing but a method and a URL (most GETs): the key is a function of those.
         return _plain_key(request.method, request.url, settings)
+    return _key(request, settings)
+
+
+def create_key_unmemoised(request: CacheRequest, settings: KeySettings = KeySettings()) -> str:
+    """:func:`create_key`, without its memo: for a walk over many stored URLs (maintenance),
+    which would gain nothing from it and only evict the keys of live requests."""
     return _key(request, settings)
 
 

@@ -29,7 +29,7 @@ from acc.core.codec import DecodeError
 from acc.core.errors import ConfigError
 from acc.core.http.policy import entry_storage_expiry
 from acc.core.http.vary import VaryRecord
-from acc.core.keys import normalize_url
+from acc.core.keys import CacheRequest, create_key_unmemoised, normalize_url
 from acc.core.models import CachedResponse, StoredEntry
 from acc.core.settings import CacheSettings
 
@@ -204,8 +204,12 @@ async def has_url(backend: CacheBackend, url: str, method: str) -> bool:
 
 def _plain_key(backend: CacheBackend, url: str) -> str | None:
     """The key of a plain GET of ``url``, or ``None`` if none can be made of it."""
+    request = CacheRequest("GET", url)
     try:
-        return backend.url_key(url)
+        key_fn = backend.settings.key_fn
+        if key_fn is not None:
+            return key_fn(request)
+        return create_key_unmemoised(request, backend.settings.key_settings)
     except Exception:  # a stored URL the key function refuses: not a plain entry
         return None
 
