@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tracemalloc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from datetime import datetime, timedelta
 
 import pytest
@@ -44,10 +44,10 @@ class CountingStore(MemoryCache):
         self.reads += 1
         return await super().read(key)
 
-    async def read_many(self, keys: object) -> list[bytes | None]:
-        keys = list(keys)  # type: ignore[call-overload]
-        self.reads += len(keys)
-        return await super().read_many(keys)
+    async def read_many(self, keys: Iterable[str]) -> list[bytes | None]:
+        wanted = list(keys)
+        self.reads += len(wanted)
+        return await super().read_many(wanted)
 
     async def keys(self) -> AsyncIterator[str]:
         self.walks += 1
@@ -159,7 +159,8 @@ async def test_urls_yields_each_distinct_url_once() -> None:
     for url in plain:
         await backend.write_entry(backend.url_key(url), make_entry(url))
     # The same URLs again: a HEAD, variants, a keyed body; and URLs with no plain GET.
-    await backend.write_entry(backend.url_key(plain[0], "HEAD"), make_entry(plain[0], method="HEAD"))
+    head = make_entry(plain[0], method="HEAD")
+    await backend.write_entry(backend.url_key(plain[0], "HEAD"), head)
     for headers in (JSON, HTML):
         await backend.write_entry(
             backend.url_key(plain[1]),

@@ -301,8 +301,11 @@ def create_key(request: CacheRequest, settings: KeySettings = KeySettings()) -> 
 
 
 def create_key_unmemoised(request: CacheRequest, settings: KeySettings = KeySettings()) -> str:
-    """:func:`create_key`, without its memo: for a walk over many stored URLs (maintenance),
-    which would gain nothing from it and only evict the keys of live requests."""
+    """Return :func:`create_key`'s key, without its memo.
+
+    For a walk over many stored URLs (maintenance), which would gain nothing from the
+    memo and only evict the keys of live requests from it.
+    """
     return _key(request, settings)
 
 

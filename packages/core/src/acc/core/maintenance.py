@@ -59,6 +59,7 @@ def past_storage_expiry(entry: CachedResponse, settings: CacheSettings, now: dat
 
 
 async def clear(backend: CacheBackend) -> None:
+    """:meth:`CacheBackend.clear <acc.core.backend.CacheBackend.clear>`."""
     backend._check_open()
     await backend.responses.clear()
     await backend.redirects.clear()
@@ -80,6 +81,7 @@ async def delete(
     older_than: timedelta | float | None,
     urls: Iterable[str] | None,
 ) -> int:
+    """:meth:`CacheBackend.delete <acc.core.backend.CacheBackend.delete>`."""
     backend._check_open()
     age = _older_than(older_than)
     if isinstance(urls, str):
@@ -166,11 +168,13 @@ async def _delete_dangling_batch(
 
 
 async def sweep_aliases(backend: CacheBackend) -> None:
+    """Delete every alias and vary record that leads to no entry: one streaming pass."""
     backend._check_open()
     await _delete_dangling_records(backend, set())
 
 
 async def entries(backend: CacheBackend) -> AsyncIterator[StoredEntry]:
+    """The readable entries, decoded, with their keys, sizes and whether they expired."""
     backend._check_open()
     now = backend.now()
     async for key, data in backend.responses.items():
@@ -187,16 +191,20 @@ async def entries(backend: CacheBackend) -> AsyncIterator[StoredEntry]:
 
 
 async def compact(backend: CacheBackend) -> bool:
+    """Compact both stores where they can; whether either did."""
     backend._check_open()
     compacted = await backend.responses.compact()
     return await backend.redirects.compact() or compacted
 
 
 async def delete_url(backend: CacheBackend, url: str, method: str) -> None:
-    await delete(backend, (backend.url_key(url, method),), expired=False, older_than=None, urls=None)
+    """Delete the entry of a plain request: its key, variants and own alias only."""
+    key = backend.url_key(url, method)
+    await delete(backend, (key,), expired=False, older_than=None, urls=None)
 
 
 async def has_url(backend: CacheBackend, url: str, method: str) -> bool:
+    """Whether a plain request for ``url`` has an entry or an alias."""
     backend._check_open()
     key = backend.url_key(url, method)
     return await backend.responses.contains(key) or await backend.redirects.contains(key)

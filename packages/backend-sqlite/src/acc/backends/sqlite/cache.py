@@ -7,8 +7,9 @@ Each store is one table of a database file::
 
 Reads ignore rows past ``expires_at``, and :meth:`SQLiteCache.delete_expired` removes
 them with indexed ``DELETE`` statements of a bounded batch of rows each, then truncates
-the write-ahead log. A new file gets 8 KiB pages (an existing one keeps its own). The file is in WAL mode, so readers never wait for the
-writer, and several processes may share it. A statement that meets another connection's
+the write-ahead log. A new file gets 8 KiB pages (an existing one keeps its own). The
+file is in WAL mode, so readers never wait for the writer, and several processes may
+share it. A statement that meets another connection's
 lock fails at once (SQLite's own busy timeout is zero) and is tried again after short,
 growing pauses on the event loop, for ``busy_timeout`` seconds at most from its first
 try: the worker thread is never held by a lock wait, so the statements of concurrent
@@ -693,8 +694,7 @@ class SQLiteCache(BaseCache):
         self._sql_size = f"SELECT COUNT(*) FROM {q} WHERE {live}"
         self._sql_expired = f"DELETE FROM {q} WHERE expires_at <= ?"
         self._sql_expired_batch = (
-            f"DELETE FROM {q} WHERE rowid IN "
-            f"(SELECT rowid FROM {q} WHERE expires_at <= ? LIMIT ?)"
+            f"DELETE FROM {q} WHERE rowid IN (SELECT rowid FROM {q} WHERE expires_at <= ? LIMIT ?)"
         )
         self._sql_clear = f"DELETE FROM {q}"
         self._q = q
