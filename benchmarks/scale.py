@@ -70,6 +70,7 @@ SCALE_FIELDS = (
     "fill_s",
     "fill_per_s",
     "entry_bytes",
+    "file_bytes_per_entry",
     "disk_bytes_per_entry",
     "disk_over_entry_bytes",
     "wal_mib_after_fill",
@@ -342,6 +343,7 @@ async def run_scale(
         path = workdir / f"scale-{entries}.sqlite"
         if backend == "sqlite":
             on_disk = _file_size(path) + _file_size(Path(f"{path}-wal"))
+            result["file_bytes_per_entry"] = _file_size(path) / entries
             result["disk_bytes_per_entry"] = on_disk / entries
             result["disk_over_entry_bytes"] = on_disk / entries / result["entry_bytes"]
             result["wal_mib_after_fill"] = _file_size(Path(f"{path}-wal")) / 2**20
