@@ -13,7 +13,6 @@ import socket
 import subprocess
 import tempfile
 import time
-from pathlib import Path
 
 __all__ = ["DedicatedRedis", "redis_server_unavailable"]
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 
+from benchmarks.scale import SCALE_BACKENDS, SCALE_FIELDS
 from benchmarks.subjects import (
     ACC,
     ACC015,
@@ -31,7 +32,6 @@ from benchmarks.subjects import (
     NO_BACKEND,
     PLAIN,
 )
-from benchmarks.scale import SCALE_BACKENDS, SCALE_FIELDS
 from benchmarks.suite import Subject, SuiteResult
 from benchmarks.workloads import FULL, SHORT, WORKLOADS
 
@@ -107,7 +107,9 @@ def _per_op(result: SuiteResult, subject: Subject) -> float | None:
     return _ratio(seconds, ops)
 
 
-def _ops_ratio(result: SuiteResult, workload: str, ours: str, theirs: str, backend: str) -> float | None:
+def _ops_ratio(
+    result: SuiteResult, workload: str, ours: str, theirs: str, backend: str
+) -> float | None:
     """acc's ops/s over ``theirs`` (the plain client runs as backend ``none``)."""
     other = NO_BACKEND if theirs in (PLAIN, HTTPX) else backend
     return _ratio(
@@ -338,7 +340,8 @@ def _markdown(result: SuiteResult, found: list[Target], now: datetime) -> str:
         "",
         f"- Date: {now:%Y-%m-%d %H:%M} UTC",
         f"- Machine: {_machine()}",
-        f"- Load average (1 min): {result.load[0]:.2f} at the start, {result.load[1]:.2f} at the end",
+        f"- Load average (1 min): {result.load[0]:.2f} at the start, "
+        f"{result.load[1]:.2f} at the end",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in _versions().items()),
         f"- Medians of {options.rounds} rounds"
         f"{' (SHORT variant: not for comparing)' if options.short else ''}; each measurement "
@@ -501,6 +504,9 @@ def _pyplot(log: Callable[[str], None]) -> Any:
         return None
 
 
+_BACKEND_COLORS = {"memory": "tab:blue", "sqlite": "tab:orange", "redis": "tab:red"}
+
+
 def _scale_chart(result: SuiteResult, path: Path, log: Callable[[str], None]) -> bool:
     """Hit p50/p99, delete_url and delete(expired) against the entry count, per backend."""
     if not result.scale or (plt := _pyplot(log)) is None:
@@ -531,6 +537,7 @@ def _scale_chart(result: SuiteResult, path: Path, log: Callable[[str], None]) ->
                         [max(y, 1e-3) for _x, y in points],
                         marker="o",
                         linestyle="-" if label != "p99" else "--",
+                        color=_BACKEND_COLORS[backend],
                         label=f"{backend} {label}".strip(),
                     )
         axes.set_xscale("log")
@@ -594,7 +601,7 @@ def _chart(result: SuiteResult, path: Path, log: Callable[[str], None]) -> bool:
 def write_report(
     result: SuiteResult, out_dir: Path, log: Callable[[str], None] = print
 ) -> dict[str, Path]:
-    """Write ``results.md``, ``results.json`` and (with matplotlib) ``ratios.png``, ``scale.png``."""
+    """Write ``results.md``, ``results.json`` and (matplotlib) ``ratios.png``, ``scale.png``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     now = datetime.now(timezone.utc)
     found = targets(result)

@@ -194,6 +194,11 @@ def _percentile(ordered: list[float], pct: float) -> float:
     return ordered[index]
 
 
+def _remove_database(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
 def _redis_used_memory(url: str) -> int:
     import redis
 
@@ -213,8 +218,7 @@ def _open_cache(backend: str, workdir: Path, entries: int, redis_url: str | None
         from acc.backends.sqlite import SQLiteBackend
 
         path = workdir / f"scale-{entries}.sqlite"
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        _remove_database(path)
         return SQLiteBackend(path)
     if backend == "redis":
         from acc.backends.redis import RedisBackend
@@ -356,7 +360,9 @@ async def run_scale(
             latencies = sorted(await _timed(session, urls))
             through = await _served(origin) - before
             if through:
-                raise AssertionError(f"scale {backend}/{entries}: {through} hits reached the origin")
+                raise AssertionError(
+                    f"scale {backend}/{entries}: {through} hits reached the origin"
+                )
             p50s.append(_percentile(latencies, 50) * 1e6)
             p99s.append(_percentile(latencies, 99) * 1e6)
         result["hit_p50_us"] = statistics.median(p50s)
@@ -413,8 +419,7 @@ async def run_scale(
             result["wal_mib_after_expiry"] = wal / 2**20
             result["disk_mib_after_expiry"] = (_file_size(path) + wal) / 2**20
     if backend == "sqlite":
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        _remove_database(path)
     return result
 
 

@@ -139,7 +139,11 @@ def _measure_scale(
 
 
 def _run_scale(
-    options: Options, origin: str, workdir: Path, skipped: dict[str, str], log: Callable[[str], None]
+    options: Options,
+    origin: str,
+    workdir: Path,
+    skipped: dict[str, str],
+    log: Callable[[str], None],
 ) -> list[dict[str, Any]]:
     """Fill each backend to each size in :attr:`Options.scale` and measure it."""
     backends = list(options.scale_backends)
