@@ -425,6 +425,7 @@ _SCALE_COLUMNS = (
     ("urls_s", "urls() s", 2),
     ("urls_peak_mib", "urls() peak MiB", 1),
     ("entry_bytes", "entry bytes", 0),
+    ("run_s", "whole run s", 0),
 )
 _SCALE_STORAGE = {
     "memory": (("rss_bytes_per_entry", "RSS bytes/entry", 0),),

@@ -88,6 +88,7 @@ SCALE_FIELDS = (
     "expired_deleted",
     "wal_mib_after_expiry",
     "disk_mib_after_expiry",
+    "run_s",
 )
 """Every figure one scale run reports (``None`` where it does not apply to the backend)."""
 
@@ -305,6 +306,7 @@ async def run_scale(
     """Fill ``backend`` with ``entries`` entries and measure it (see the module docstring)."""
     from acc.sessions.aiohttp import CachedSession
 
+    run_started = time.perf_counter()
     port = int(origin.rsplit(":", 1)[1])
     rng = random.Random(17)
     result: dict[str, Any] = dict.fromkeys(SCALE_FIELDS)
@@ -420,6 +422,7 @@ async def run_scale(
             result["disk_mib_after_expiry"] = (_file_size(path) + wal) / 2**20
     if backend == "sqlite":
         _remove_database(path)
+    result["run_s"] = time.perf_counter() - run_started
     return result
 
 
