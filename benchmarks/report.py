@@ -346,8 +346,9 @@ def _markdown(result: SuiteResult, found: list[Target], now: datetime) -> str:
         f"- Medians of {options.rounds} rounds"
         f"{' (SHORT variant: not for comparing)' if options.short else ''}; each measurement "
         f"in {'its own process' if options.isolate else 'this process'}.",
-        f"- Sizes: {', '.join(f'{k}={v}' for k, v in attrs.asdict(sizes).items())}",
     ]
+    if options.workloads:
+        lines.append(f"- Sizes: {', '.join(f'{k}={v}' for k, v in attrs.asdict(sizes).items())}")
     if options.rounds < 3:
         lines.append("- Fewer than 3 rounds: the issue's targets ask for medians of at least 3.")
     if result.scale:
@@ -371,13 +372,14 @@ def _markdown(result: SuiteResult, found: list[Target], now: datetime) -> str:
             f"| {target.group} | {target.name} | {_number(target.value, 2)}{target.unit} | "
             f"{sign} {target.bound:g}{target.unit} | {met} |"
         )
-    lines += [
-        "",
-        "## Medians",
-        "",
-        "| workload | client | backend | ops/s | p50 µs | p99 µs | peak RSS MiB | notes |",
-        "|---|---|---|---:|---:|---:|---:|---|",
-    ]
+    if result.medians:
+        lines += [
+            "",
+            "## Medians",
+            "",
+            "| workload | client | backend | ops/s | p50 µs | p99 µs | peak RSS MiB | notes |",
+            "|---|---|---|---:|---:|---:|---:|---|",
+        ]
     for subject, figures in result.medians.items():
         workload, client, backend = subject
         notes = ", ".join(
