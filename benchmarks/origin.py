@@ -5,6 +5,8 @@ the GIL) with the client being measured. Workloads ask it, outside the timed par
 many requests it has served, and a hit workload fails if that number moved.
 
 Routes: ``/json/{n}`` (a 1 KB JSON body, one per ``n`` so there are many URLs),
+``/api/<any path>?<any query>`` (the same 1 KB JSON, naming the path and query: the
+scale workload's realistic URLs, whatever host they name, see ``benchmarks/scale.py``),
 ``/big/{n}?size=`` (``size`` bytes, 5 MB by default) and ``/__served`` (the count; not
 itself counted).
 """
@@ -21,16 +23,21 @@ from typing import Any
 
 from aiohttp import web
 
-__all__ = ["Origin", "origin_served"]
+__all__ = ["JSON_PAD", "Origin", "origin_served"]
 
-_JSON_PAD = "x" * 960  # with the rest of the document, about 1 KB of JSON
+JSON_PAD = "x" * 960  # with the rest of the document, about 1 KB of JSON
 _BIG_DEFAULT = 5 * 1024 * 1024
 
 
 def _app(counter: list[int]) -> web.Application:
     async def json_route(request: web.Request) -> web.Response:
         counter[0] += 1
-        body = json.dumps({"n": request.match_info["n"], "pad": _JSON_PAD})
+        body = json.dumps({"n": request.match_info["n"], "pad": JSON_PAD})
+        return web.Response(text=body, content_type="application/json")
+
+    async def api_route(request: web.Request) -> web.Response:
+        counter[0] += 1
+        body = json.dumps({"n": request.path_qs, "pad": JSON_PAD})
         return web.Response(text=body, content_type="application/json")
 
     big_bodies: dict[int, bytes] = {}
@@ -49,6 +56,7 @@ def _app(counter: list[int]) -> web.Application:
     app.router.add_get("/json/{n}", json_route)
     app.router.add_get("/big/{n}", big_route)
     app.router.add_get("/__served", served)
+    app.router.add_get("/api/{tail:.*}", api_route)
     return app
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 
+from benchmarks.scale import SCALE_BACKENDS, SCALE_FIELDS
 from benchmarks.subjects import (
     ACC,
     ACC015,
@@ -67,19 +68,27 @@ Ratio = tuple[str, str, float | None, float | None]
 
 @attrs.frozen
 class Target:
-    """One target of the issue: what is compared, the value measured, and the bound."""
+    """One target of the issue: what is compared, the value measured, and the bound.
+
+    ``unit`` is ``"x"`` for a ratio, else the unit of an absolute figure (``"ms"``,
+    ``"MiB"``). The value is compared as reported, rounded to two decimals, so a ratio
+    of 1.004 meets a bound of "at most 1x".
+    """
 
     name: str
     value: float | None
     bound: float
     at_least: bool
+    unit: str = "x"
+    group: str = ""
 
     @property
     def met(self) -> bool | None:
         """Whether the measured value meets the bound (``None``: not measured)."""
         if self.value is None:
             return None
-        return self.value >= self.bound if self.at_least else self.value <= self.bound
+        value = round(self.value, 2)
+        return value >= self.bound if self.at_least else value <= self.bound
 
 
 def _figure(result: SuiteResult, subject: Subject, name: str) -> float | None:
@@ -98,73 +107,190 @@ def _per_op(result: SuiteResult, subject: Subject) -> float | None:
     return _ratio(seconds, ops)
 
 
-def targets(result: SuiteResult) -> list[Target]:
-    """The issue's targets, computed from the medians (``None`` where not measured)."""
-    found: list[Target] = []
-    ops = "ops_per_s"
-    for backend, bound in (("memory", 5.0), ("sqlite", 5.0), ("redis", 2.5)):
+def _ops_ratio(
+    result: SuiteResult, workload: str, ours: str, theirs: str, backend: str
+) -> float | None:
+    """acc's ops/s over ``theirs`` (the plain client runs as backend ``none``)."""
+    other = NO_BACKEND if theirs in (PLAIN, HTTPX) else backend
+    return _ratio(
+        _figure(result, (workload, ours, backend), "ops_per_s"),
+        _figure(result, (workload, theirs, other), "ops_per_s"),
+    )
+
+
+def _scale_row(result: SuiteResult, backend: str, entries: int | None) -> dict[str, Any] | None:
+    for row in result.scale:
+        if row["backend"] == backend and row["entries"] == entries:
+            return row
+    return None
+
+
+def _scale_targets(result: SuiteResult) -> list[Target]:
+    """The targets at the largest size measured, against the smallest for hits."""
+    sizes = sorted({row["entries"] for row in result.scale})
+    largest = sizes[-1] if sizes else None
+    smallest = sizes[0] if sizes else None
+    at = f"{largest:,}" if largest else "1,000,000"
+    group = f"at {at} entries (issue: 1,000,000)"
+    found = []
+
+    def value(backend: str, name: str, entries: int | None = largest) -> float | None:
+        row = _scale_row(result, backend, entries)
+        figure = None if row is None else row.get(name)
+        return None if figure is None else float(figure)
+
+    for backend in ("sqlite", "redis"):
         found.append(
             Target(
-                f"{backend}: hits/s vs aiohttp-client-cache (sequential hits)",
-                _ratio(
-                    _figure(result, ("sequential_hits", ACC, backend), ops),
-                    _figure(result, ("sequential_hits", ACC015, backend), ops),
-                ),
-                bound,
-                at_least=True,
+                f"{backend}: hit p50 at {at} over hit p50 at {smallest or 10_000:,}",
+                _ratio(value(backend, "hit_p50_us"), value(backend, "hit_p50_us", smallest)),
+                1.3,
+                at_least=False,
+                group=group,
+            )
+        )
+    for backend in ("sqlite", "redis"):
+        found.append(
+            Target(
+                f"{backend}: delete_url() (p50)",
+                value(backend, "delete_url_p50_ms"),
+                5.0,
+                at_least=False,
+                unit=" ms",
+                group=group,
+            )
+        )
+    found += [
+        Target(
+            "redis: delete(expired=True)",
+            value("redis", "delete_expired_ms"),
+            50.0,
+            at_least=False,
+            unit=" ms",
+            group=group,
+        ),
+        Target(
+            "sqlite: delete(expired=True), 10 % of the entries expired",
+            value("sqlite", "delete_expired_ms"),
+            3000.0,
+            at_least=False,
+            unit=" ms",
+            group=group,
+        ),
+        Target(
+            "sqlite: the WAL after delete(expired=True)",
+            value("sqlite", "wal_mib_after_expiry"),
+            64.0,
+            at_least=False,
+            unit=" MiB",
+            group=group,
+        ),
+    ]
+    for backend in SCALE_BACKENDS:
+        found.append(
+            Target(
+                f"{backend}: urls() over every entry, peak Python memory growth",
+                value(backend, "urls_peak_mib"),
+                32.0,
+                at_least=False,
+                unit=" MiB",
+                group=group,
             )
         )
     found.append(
         Target(
-            "redis with the near cache: hits/s vs aiohttp-client-cache (sequential hits)",
-            _ratio(
-                _figure(result, ("sequential_hits", ACC_NEAR, "redis"), ops),
-                _figure(result, ("sequential_hits", ACC015, "redis"), ops),
-            ),
-            10.0,
-            at_least=True,
+            "sqlite: file + WAL over the bytes of the stored entries",
+            value("sqlite", "disk_over_entry_bytes"),
+            1.2,
+            at_least=False,
+            group=group,
         )
     )
-    found.append(
+    return found
+
+
+def targets(result: SuiteResult) -> list[Target]:
+    """Issue 17's targets, computed from the medians (``None`` where not measured)."""
+    large = "5 MB hits"
+    found = [
         Target(
-            "sqlite: a hit vs a plain aiohttp request (p50 latency, times faster)",
-            _ratio(
-                _figure(result, ("sequential_hits", PLAIN, NO_BACKEND), "p50_us"),
-                _figure(result, ("sequential_hits", ACC, "sqlite"), "p50_us"),
-            ),
+            "memory: 5 MB hits/s over aiohttp-client-cache's",
+            _ops_ratio(result, "large_hits", ACC, ACC015, "memory"),
+            1.0,
+            at_least=True,
+            group=large,
+        ),
+        Target(
+            "sqlite: 5 MB hits/s over plain aiohttp's requests/s",
+            _ops_ratio(result, "large_hits", ACC, PLAIN, "sqlite"),
+            1.5,
+            at_least=True,
+            group=large,
+        ),
+        Target(
+            "sqlite: 5 MB hits/s over aiohttp-client-cache's",
+            _ops_ratio(result, "large_hits", ACC, ACC015, "sqlite"),
+            1.0,
+            at_least=True,
+            group=large,
+        ),
+    ]
+    for backend in ("memory", "sqlite", "redis"):
+        found.append(
+            Target(
+                f"{backend}: peak Python allocation of one 5 MB hit, over the body",
+                _figure(result, ("large_hits", ACC, backend), "hit_peak_alloc_x_body"),
+                1.0,
+                at_least=False,
+                group=large,
+            )
+        )
+    redis = "Redis hits"
+    found += [
+        Target(
+            "redis: concurrent hits (50 tasks)/s over plain aiohttp's",
+            _ops_ratio(result, "concurrent_hits", ACC, PLAIN, "redis"),
             3.0,
             at_least=True,
-        )
-    )
-    found.append(
+            group=redis,
+        ),
         Target(
-            "sqlite: p99 of concurrent hits, aiohttp-client-cache's over acc's",
-            _ratio(
-                _figure(result, ("concurrent_hits", ACC015, "sqlite"), "p99_us"),
-                _figure(result, ("concurrent_hits", ACC, "sqlite"), "p99_us"),
-            ),
-            10.0,
+            "redis: concurrent hits (50 tasks)/s over aiohttp-client-cache's",
+            _ops_ratio(result, "concurrent_hits", ACC, ACC015, "redis"),
+            5.0,
             at_least=True,
-        )
-    )
+            group=redis,
+        ),
+        Target(
+            "redis: sequential hits/s over aiohttp-client-cache's",
+            _ops_ratio(result, "sequential_hits", ACC, ACC015, "redis"),
+            2.0,
+            at_least=True,
+            group=redis,
+        ),
+    ]
     plain_miss = _per_op(result, ("stored_misses", PLAIN, NO_BACKEND))
-    for backend in ("memory", "sqlite"):
+    for backend, bound in (("memory", 1.15), ("sqlite", 1.15), ("redis", 1.5)):
         found.append(
             Target(
-                f"{backend}: a stored miss over a plain request (time per request)",
+                f"{backend}: time per stored miss over a plain aiohttp request's",
                 _ratio(_per_op(result, ("stored_misses", ACC, backend)), plain_miss),
-                1.5,
+                bound,
                 at_least=False,
+                group="Stored misses",
             )
         )
-    found.append(
-        Target(
-            "sqlite: opening a full cache, first hit over a warm hit",
-            _figure(result, ("cold_start", ACC, "sqlite"), "first_over_warm"),
-            2.0,
-            at_least=False,
+    found += _scale_targets(result)
+    for backend, bound in (("memory", 9.0), ("sqlite", 15.0)):
+        found.append(
+            Target(
+                f"{backend}: sequential hits/s over aiohttp-client-cache's",
+                _ops_ratio(result, "sequential_hits", ACC, ACC015, backend),
+                bound,
+                at_least=True,
+                group="No regression of small hits",
+            )
         )
-    )
     return found
 
 
@@ -187,15 +313,18 @@ def _versions() -> dict[str, str]:
     return versions
 
 
-def _machine() -> str:
-    model = ""
+def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor()
+
+
+def _machine() -> str:
+    model = _cpu_model()
     return f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs {model}".strip()
 
 
@@ -211,34 +340,46 @@ def _markdown(result: SuiteResult, found: list[Target], now: datetime) -> str:
         "",
         f"- Date: {now:%Y-%m-%d %H:%M} UTC",
         f"- Machine: {_machine()}",
+        f"- Load average (1 min): {result.load[0]:.2f} at the start, "
+        f"{result.load[1]:.2f} at the end",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in _versions().items()),
         f"- Medians of {options.rounds} rounds"
         f"{' (SHORT variant: not for comparing)' if options.short else ''}; each measurement "
         f"in {'its own process' if options.isolate else 'this process'}.",
-        f"- Sizes: {', '.join(f'{k}={v}' for k, v in attrs.asdict(sizes).items())}",
     ]
+    if options.workloads:
+        lines.append(f"- Sizes: {', '.join(f'{k}={v}' for k, v in attrs.asdict(sizes).items())}")
+    if options.rounds < 3:
+        lines.append("- Fewer than 3 rounds: the issue's targets ask for medians of at least 3.")
+    if result.scale:
+        lines.append(
+            f"- Scale workload: {', '.join(f'{n:,}' for n in options.scale)} entries on "
+            f"{', '.join(sorted({row['backend'] for row in result.scale}))}"
+        )
     for name, why in result.skipped.items():
         lines.append(f"- Not run: {name} ({why})")
     lines += [
         "",
-        "## Targets (issue 5)",
+        "## Targets (issue 17)",
         "",
-        "| target | measured | bound | met |",
-        "|---|---:|---:|:-:|",
+        "| group | target | measured | bound | met |",
+        "|---|---|---:|---:|:-:|",
     ]
     for target in found:
         sign = "≥" if target.at_least else "≤"
         met = {True: "yes", False: "**no**", None: "not run"}[target.met]
         lines.append(
-            f"| {target.name} | {_number(target.value, 2)}x | {sign} {target.bound:g}x | {met} |"
+            f"| {target.group} | {target.name} | {_number(target.value, 2)}{target.unit} | "
+            f"{sign} {target.bound:g}{target.unit} | {met} |"
         )
-    lines += [
-        "",
-        "## Medians",
-        "",
-        "| workload | client | backend | ops/s | p50 µs | p99 µs | peak RSS MiB | notes |",
-        "|---|---|---|---:|---:|---:|---:|---|",
-    ]
+    if result.medians:
+        lines += [
+            "",
+            "## Medians",
+            "",
+            "| workload | client | backend | ops/s | p50 µs | p99 µs | peak RSS MiB | notes |",
+            "|---|---|---|---:|---:|---:|---:|---|",
+        ]
     for subject, figures in result.medians.items():
         workload, client, backend = subject
         notes = ", ".join(
@@ -270,7 +411,72 @@ def _markdown(result: SuiteResult, found: list[Target], now: datetime) -> str:
             lines.append(
                 f"| {workload} | {backend} | {_number(vs_rival, 2)} | {_number(vs_plain, 2)} |"
             )
+    lines += _scale_markdown(result)
     return "\n".join(lines) + "\n"
+
+
+_SCALE_COLUMNS = (
+    ("entries", "entries", 0),
+    ("fill_per_s", "fill/s", 0),
+    ("hit_p50_us", "hit p50 µs", 1),
+    ("hit_p99_us", "hit p99 µs", 1),
+    ("miss_store_p50_us", "stored miss p50 µs", 1),
+    ("delete_url_p50_ms", "delete_url p50 ms", 2),
+    ("delete_expired_ms", "delete(expired) ms", 1),
+    ("expired_deleted", "expired deleted", 0),
+    ("urls_s", "urls() s", 2),
+    ("urls_peak_mib", "urls() peak MiB", 1),
+    ("entry_bytes", "entry bytes", 0),
+    ("run_s", "whole run s", 0),
+)
+_SCALE_STORAGE = {
+    "memory": (("rss_bytes_per_entry", "RSS bytes/entry", 0),),
+    "sqlite": (
+        ("file_bytes_per_entry", "file bytes/entry", 0),
+        ("disk_bytes_per_entry", "file+WAL bytes/entry", 0),
+        ("disk_over_entry_bytes", "file+WAL / entry bytes", 2),
+        ("wal_mib_after_fill", "WAL MiB after fill", 1),
+        ("wal_mib_after_expiry", "WAL MiB after expiry delete", 1),
+    ),
+    "redis": (("redis_bytes_per_entry", "used_memory bytes/entry", 0),),
+}
+
+
+def _scale_markdown(result: SuiteResult) -> list[str]:
+    """One table per backend: a row per entry count."""
+    if not result.scale:
+        return []
+    lines = [
+        "",
+        "## Scale",
+        "",
+        "Each row is one fill of a fresh cache (1 KB JSON bodies, realistic URLs, the last "
+        "10 % written expiring 2 s after their write). Hit and stored-miss latencies go "
+        "through the aiohttp binding; hit figures and urls() times are medians of "
+        f"{result.options.rounds} rounds; delete_url is the median of several deletes; "
+        "delete(expired=True) runs once (it cannot be repeated without filling again).",
+    ]
+    for backend in SCALE_BACKENDS:
+        rows = sorted(
+            (row for row in result.scale if row["backend"] == backend), key=lambda r: r["entries"]
+        )
+        if not rows:
+            continue
+        columns = _SCALE_COLUMNS + _SCALE_STORAGE[backend]
+        lines += [
+            "",
+            f"### {backend}",
+            "",
+            "| " + " | ".join(title for _name, title, _digits in columns) + " |",
+            "|" + "---:|" * len(columns),
+        ]
+        for row in rows:
+            lines.append(
+                "| "
+                + " | ".join(_number(row.get(name), digits) for name, _title, digits in columns)
+                + " |"
+            )
+    return lines
 
 
 def _ratios(result: SuiteResult, family: Family) -> list[Ratio]:
@@ -291,13 +497,67 @@ def _ratios(result: SuiteResult, family: Family) -> list[Ratio]:
     return rows
 
 
-def _chart(result: SuiteResult, path: Path, log: Callable[[str], None]) -> bool:
+def _pyplot(log: Callable[[str], None]) -> Any:
     try:  # in the bench env only
         matplotlib: Any = importlib.import_module("matplotlib")
         matplotlib.use("Agg")
-        plt: Any = importlib.import_module("matplotlib.pyplot")
+        return importlib.import_module("matplotlib.pyplot")
     except ImportError:
         log("matplotlib is not installed: no chart (use the `bench` hatch env)")
+        return None
+
+
+_BACKEND_COLORS = {"memory": "tab:blue", "sqlite": "tab:orange", "redis": "tab:red"}
+
+
+def _scale_chart(result: SuiteResult, path: Path, log: Callable[[str], None]) -> bool:
+    """Hit p50/p99, delete_url and delete(expired) against the entry count, per backend."""
+    if not result.scale or (plt := _pyplot(log)) is None:
+        return False
+    panels = (
+        (("hit_p50_us", "p50"), ("hit_p99_us", "p99")),
+        (("delete_url_p50_ms", "p50"),),
+        (("delete_expired_ms", ""),),
+        (("urls_peak_mib", ""),),
+    )
+    titles = (
+        "hit latency (µs), through the aiohttp binding",
+        "delete_url() (ms)",
+        "delete(expired=True), 10 % expired (ms)",
+        "urls() over every entry: peak Python memory (MiB)",
+    )
+    figure, all_axes = plt.subplots(2, 2, figsize=(12, 9))
+    for axes, series, title in zip(all_axes.flat, panels, titles, strict=True):
+        for backend in SCALE_BACKENDS:
+            rows = sorted(
+                (r for r in result.scale if r["backend"] == backend), key=lambda r: r["entries"]
+            )
+            for name, label in series:
+                points = [(r["entries"], r[name]) for r in rows if r.get(name) is not None]
+                if points:
+                    axes.plot(
+                        [x for x, _y in points],
+                        [max(y, 1e-3) for _x, y in points],
+                        marker="o",
+                        linestyle="-" if label != "p99" else "--",
+                        color=_BACKEND_COLORS[backend],
+                        label=f"{backend} {label}".strip(),
+                    )
+        axes.set_xscale("log")
+        axes.set_yscale("log")
+        axes.set_xlabel("entries in the cache (log)")
+        axes.set_title(title)
+        axes.grid(True, which="both", linewidth=0.3)
+        axes.legend(fontsize=8)
+    figure.suptitle("acc as the cache grows (scale workload)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return True
+
+
+def _chart(result: SuiteResult, path: Path, log: Callable[[str], None]) -> bool:
+    if (plt := _pyplot(log)) is None:
         return False
     panels = [
         (family, [row for row in _ratios(result, family) if row[0] in WORKLOADS])
@@ -344,7 +604,7 @@ def _chart(result: SuiteResult, path: Path, log: Callable[[str], None]) -> bool:
 def write_report(
     result: SuiteResult, out_dir: Path, log: Callable[[str], None] = print
 ) -> dict[str, Path]:
-    """Write ``results.md``, ``results.json`` and (with matplotlib) ``ratios.png``."""
+    """Write ``results.md``, ``results.json`` and (matplotlib) ``ratios.png``, ``scale.png``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     now = datetime.now(timezone.utc)
     found = targets(result)
@@ -353,6 +613,9 @@ def write_report(
     data: dict[str, Any] = {
         "date": now.isoformat(),
         "machine": _machine(),
+        "cpu": {"model": _cpu_model(), "cores": os.cpu_count()},
+        "load_average": {"start": result.load[0], "end": result.load[1]},
+        "scale": [{name: row.get(name) for name in SCALE_FIELDS} for row in result.scale],
         "versions": _versions(),
         "options": attrs.asdict(result.options),
         "skipped": result.skipped,
@@ -375,6 +638,9 @@ def write_report(
     }
     written["json"].write_text(json.dumps(data, indent=1, default=list), encoding="utf-8")
     chart = out_dir / "ratios.png"
-    if _chart(result, chart, log):
+    if result.medians and _chart(result, chart, log):
         written["chart"] = chart
+    scale_chart = out_dir / "scale.png"
+    if _scale_chart(result, scale_chart, log):
+        written["scale_chart"] = scale_chart
     return written

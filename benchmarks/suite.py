@@ -7,7 +7,9 @@ noise on a shared machine lands on all subjects rather than on one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -19,6 +21,8 @@ from typing import Any
 import attrs
 
 from benchmarks.origin import Origin
+from benchmarks.redis_server import DedicatedRedis, redis_server_unavailable
+from benchmarks.scale import SCALE_BACKENDS, iter_plan, run_scale, scale_arguments, scale_sizes
 from benchmarks.subjects import (
     ACC_NEAR,
     BACKENDS,
@@ -49,6 +53,8 @@ class Options:
         backends: Backends to include (unavailable ones are skipped, with why).
         workloads: Workloads to run.
         isolate: Run each measurement in a fresh interpreter (peak RSS is then its own).
+        scale: Entry counts for the scale workload (``benchmarks/scale.py``); empty: not run.
+        scale_backends: The backends the scale workload fills.
     """
 
     rounds: int = 3
@@ -57,16 +63,23 @@ class Options:
     backends: Sequence[str] = BACKENDS
     workloads: Sequence[str] = tuple(WORKLOADS)
     isolate: bool = True
+    scale: Sequence[int] = ()
+    scale_backends: Sequence[str] = SCALE_BACKENDS
 
 
 @attrs.frozen
 class SuiteResult:
-    """Medians per subject, every round's figures, and what was skipped and why."""
+    """Medians per subject, every round's figures, the scale runs, and what was skipped.
+
+    ``load`` is the one-minute load average when the run started and when it ended.
+    """
 
     options: Options
     medians: dict[Subject, dict[str, float]]
     runs: dict[Subject, list[dict[str, Any]]]
     skipped: dict[str, str]
+    scale: list[dict[str, Any]] = attrs.field(factory=list)
+    load: tuple[float, float] = (0.0, 0.0)
 
 
 def _plan(options: Options, clients: list[str], backends: list[str]) -> list[Subject]:
@@ -104,6 +117,55 @@ def _measure(subject: Subject, origin: str, options: Options, workdir: Path) -> 
     return summary
 
 
+def _measure_scale(
+    backend: str, entries: int, origin: str, options: Options, workdir: Path, redis_url: str | None
+) -> dict[str, Any]:
+    sizes = scale_sizes(options.short, options.rounds)
+    if not options.isolate:
+        return asyncio.run(run_scale(backend, entries, origin, sizes, workdir, redis_url))
+    arguments = scale_arguments(backend, entries, origin, sizes, workdir, redis_url)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.scale", arguments],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        cwd=Path(__file__).resolve().parent.parent,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"scale {backend}/{entries} failed:\n{done.stderr}")
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def _run_scale(
+    options: Options,
+    origin: str,
+    workdir: Path,
+    skipped: dict[str, str],
+    log: Callable[[str], None],
+) -> list[dict[str, Any]]:
+    """Fill each backend to each size in :attr:`Options.scale` and measure it."""
+    backends = list(options.scale_backends)
+    if "redis" in backends and (why := redis_server_unavailable()) is not None:
+        backends.remove("redis")
+        skipped["scale/redis"] = why
+        log(f"skipping scale/redis: {why}")
+    found = []
+    with contextlib.ExitStack() as stack:
+        redis_url = stack.enter_context(DedicatedRedis()).url if "redis" in backends else None
+        for backend, entries in iter_plan(tuple(options.scale), tuple(backends)):
+            figures = _measure_scale(backend, entries, origin, options, workdir, redis_url)
+            found.append(figures)
+            log(
+                f"scale {backend}/{entries:,}: filled at {figures['fill_per_s']:,.0f}/s, "
+                f"hit p50 {figures['hit_p50_us']:,.1f} µs, "
+                f"delete_url {figures['delete_url_p50_ms']:,.2f} ms, "
+                f"delete(expired) {figures['delete_expired_ms']:,.1f} ms"
+            )
+    return found
+
+
 def _medians(runs: list[dict[str, Any]]) -> dict[str, float]:
     return {
         name: float(statistics.median(run[name] for run in runs))
@@ -129,8 +191,10 @@ def run_suite(options: Options, log: Callable[[str], None] = print) -> SuiteResu
             skipped[backend] = why
     for name, why in skipped.items():
         log(f"skipping {name}: {why}")
+    load_start = os.getloadavg()[0]
     plan = _plan(options, clients, backends)
     runs: dict[Subject, list[dict[str, Any]]] = {subject: [] for subject in plan}
+    scale: list[dict[str, Any]] = []
     with Origin() as origin, tempfile.TemporaryDirectory(prefix="acc-bench-") as tmp:
         workdir = Path(tmp)
         for workload, client, backend in plan:
@@ -146,5 +210,8 @@ def run_suite(options: Options, log: Callable[[str], None] = print) -> SuiteResu
                     f"{summary['ops_per_s']:,.0f} ops/s, p50 {summary['p50_us']:,.1f} µs, "
                     f"p99 {summary['p99_us']:,.1f} µs"
                 )
+        if options.scale:
+            scale = _run_scale(options, origin.url, workdir, skipped, log)
     medians = {subject: _medians(figures) for subject, figures in runs.items()}
-    return SuiteResult(options, medians, runs, skipped)
+    load = (load_start, os.getloadavg()[0])
+    return SuiteResult(options, medians, runs, skipped, scale, load)

@@ -89,7 +89,7 @@ def test_a_short_run_of_every_workload_and_its_report(tmp_path: Path) -> None:
 
     written = write_report(result, tmp_path, log=lambda _line: None)
     markdown = written["markdown"].read_text(encoding="utf-8")
-    assert "## Targets (issue 5)" in markdown
+    assert "## Targets (issue 17)" in markdown
     assert "## Ratios, aiohttp: acc over the others (ops/s)" in markdown
     assert ("## Ratios, httpx: acc-httpx over the others (ops/s)" in markdown) is have[ACC_HTTPX]
     assert "SHORT variant" in markdown
@@ -175,3 +175,68 @@ def test_a_short_run_never_writes_over_the_committed_results(tmp_path: Path) -> 
     out.rmdir()
     _options, out = parse(["--short", "--out", str(tmp_path)])
     assert out == tmp_path  # an explicit folder is used as given
+
+
+def test_a_tiny_scale_run_reports_every_figure(tmp_path: Path) -> None:
+    from benchmarks.redis_server import redis_server_unavailable
+    from benchmarks.report import targets, write_report
+    from benchmarks.scale import SCALE_FIELDS
+    from benchmarks.suite import Options, run_suite
+
+    backends = ["memory", "sqlite"]
+    if redis_server_unavailable() is None:
+        backends.append("redis")
+    options = Options(
+        rounds=1,
+        short=True,
+        clients=(),
+        workloads=(),
+        isolate=False,
+        scale=(200,),
+        scale_backends=tuple(backends),
+    )
+    result = run_suite(options, log=lambda _line: None)
+    assert [row["backend"] for row in result.scale] == backends
+    storage_figures = {
+        "memory": {"rss_bytes_per_entry"},
+        "sqlite": {
+            "file_bytes_per_entry",
+            "disk_bytes_per_entry",
+            "disk_over_entry_bytes",
+            "wal_mib_after_fill",
+            "wal_mib_after_expiry",
+            "disk_mib_after_expiry",
+        },
+        "redis": {"redis_bytes_per_entry"},
+    }
+    every_storage_figure = set().union(*storage_figures.values())
+    for row in result.scale:
+        backend = row["backend"]
+        assert set(row) >= set(SCALE_FIELDS), backend
+        assert row["entries"] == 200
+        for name in SCALE_FIELDS:
+            if name in every_storage_figure - storage_figures[backend]:
+                assert row[name] is None, (backend, name)
+            elif name != "backend":
+                assert row[name] is not None, (backend, name)
+        # The stored misses, the warm-up of every host and the deletes change the count.
+        assert row["urls_count"] > 0
+        # Redis drops expired entries by itself; the other stores delete the tenth here.
+        assert row["expired_deleted"] == (0 if backend == "redis" else 20), backend
+
+    scale_targets = [t for t in targets(result) if t.group.startswith("at 200 entries")]
+    assert scale_targets
+    for target in scale_targets:
+        ran = any(target.name.startswith(f"{backend}:") for backend in backends)
+        assert (target.value is not None) is ran, target.name
+    written = write_report(result, tmp_path, log=lambda _line: None)
+    markdown = written["markdown"].read_text(encoding="utf-8")
+    assert "## Scale" in markdown
+    for backend in backends:
+        assert f"### {backend}" in markdown
+    assert "Load average (1 min):" in markdown
+    data = json.loads(written["json"].read_text(encoding="utf-8"))
+    assert [row["backend"] for row in data["scale"]] == backends
+    assert set(data["load_average"]) == {"start", "end"}
+    assert data["cpu"]["cores"] >= 1
+    assert ("scale_chart" in written) is (importlib.util.find_spec("matplotlib") is not None)
