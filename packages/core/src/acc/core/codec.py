@@ -337,8 +337,6 @@ def _crc_matches(head: memoryview, body: memoryview, key: str) -> bool:
 
 def _head_and_body(parts: Sequence[bytes]) -> tuple[bytes, bytes]:
     """Everything but the last of ``parts`` (joined), and the last: all as ``bytes``."""
-    if type(parts) is not tuple and type(parts) is not list:
-        raise DecodeError(f"stored parts are a {type(parts).__name__}, not a sequence")
     checked = [part if type(part) is bytes else _as_bytes(part) for part in parts]
     if not checked:
         raise DecodeError("entry is empty")
@@ -500,6 +498,8 @@ class Codec:
             DecodeError: The parts are not a valid entry for this codec (a part that is
                 not bytes at all included).
         """
+        if type(parts) is not tuple and type(parts) is not list:
+            raise DecodeError(f"stored parts are a {type(parts).__name__}, not a sequence")
         if len(parts) == 1:
             head = parts[0]
             if type(head) is not bytes:
@@ -507,6 +507,8 @@ class Codec:
             body: bytes | None = None
         else:
             head, body = _head_and_body(parts)
+            if len(head) < _HEADER_SIZE:  # not cut at the body: one value
+                head, body = b"".join((head, body)), None
         if len(head) < _HEADER_SIZE:
             raise DecodeError("entry is truncated")
         magic, version, flags, meta_len, body_len = _HEADER.unpack_from(head)
