@@ -63,7 +63,8 @@ async def test_a_value_written_whole_is_cut_too(store: SQLiteCache) -> None:
     data = codec.encode(entry(), key="k")
     await store.write("k", data)
     parts = await store.read_parts("k", codec.head_size)
-    assert parts is not None and len(parts) == 2
+    assert parts is not None
+    assert len(parts) == 2
     assert b"".join(parts) == data
 
 
@@ -91,6 +92,7 @@ async def test_a_large_hit_through_the_backend_shares_the_read_body(tmp_path: Pa
         await backend.write_entry("k", entry())
         found = await backend.read_entry("k")
         assert found == entry()
-        assert found is not None and found.body is not BODY  # read back, not remembered
+        assert found is not None
+        assert found.body is not BODY
     finally:
         await backend.close()

@@ -11,9 +11,9 @@ from datetime import datetime, timezone
 
 import pytest
 
+from acc.core import MemoryCache
 from acc.core.codec import Codec, DecodeError
 from acc.core.models import CachedResponse
-from acc.core import MemoryCache
 from acc.core.storage import SPLIT_PROBE
 
 BODY = bytes(range(256)) * 4096  # 1 MiB
@@ -84,7 +84,9 @@ def test_parts_under_another_key_or_truncated_are_decode_errors(codec: Codec) ->
 
 
 @pytest.mark.parametrize(
-    "parts", [(), [b"x", 3], b"ACC", ("text", b"x"), None], ids=["empty", "int", "bytes", "str", "none"]
+    "parts",
+    [(), [b"x", 3], b"ACC", ("text", b"x"), None],
+    ids=["empty", "int", "bytes", "str", "none"],
 )
 def test_hostile_parts_are_decode_errors(parts: object) -> None:
     with pytest.raises(DecodeError):
@@ -94,7 +96,8 @@ def test_hostile_parts_are_decode_errors(parts: object) -> None:
 def test_bytes_like_parts_decode() -> None:
     codec = Codec()
     head, body = codec.encode_parts(entry(), key="k")
-    assert codec.decode_parts((bytearray(head), memoryview(body)), key="k") == entry()
+    parts = (bytearray(head), memoryview(body))
+    assert codec.decode_parts(parts, key="k") == entry()  # type: ignore[arg-type]
 
 
 async def test_memory_store_keeps_and_returns_the_parts_written() -> None:
@@ -103,7 +106,8 @@ async def test_memory_store_keeps_and_returns_the_parts_written() -> None:
     await store.write_parts("k", (head, body))
     parts = await store.read_parts("k")
     assert parts is not None
-    assert parts[0] is head and parts[1] is body  # the very objects: nothing joined
+    assert parts[0] is head
+    assert parts[1] is body
     assert await store.read_parts("k") is parts
     assert await store.read("k") == head + body  # read() joins them
     assert Codec().decode_parts(parts, key="k").body is body
@@ -116,6 +120,8 @@ async def test_a_large_memory_hit_is_decoded_once_and_shares_the_stored_body() -
     await backend.write_entry("k", entry())
     first = await backend.read_entry("k")
     second = await backend.read_entry("k")
-    assert first is not None and second is first  # the memo kept it: no second check
+    assert first is not None
+    assert second is first
     parts = await backend.responses.read_parts("k")
-    assert parts is not None and first.body is parts[-1]
+    assert parts is not None
+    assert first.body is parts[-1]

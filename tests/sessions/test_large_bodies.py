@@ -220,9 +220,11 @@ async def test_httpx_and_aiohttp_share_a_large_sqlite_entry(big_origin, tmp_path
     from acc.backends.sqlite import SQLiteBackend
 
     path = str(tmp_path / "shared.sqlite")
-    async with CachedSession(cache=SQLiteBackend(path)) as session:
-        async with session.get(big_origin("/binary")) as miss:
-            await miss.read()
+    async with (
+        CachedSession(cache=SQLiteBackend(path)) as session,
+        session.get(big_origin("/binary")) as miss,
+    ):
+        await miss.read()
     async with CachedClient(cache=SQLiteBackend(path)) as client:
         response = await client.get(big_origin("/binary"))
         assert response.extensions["acc"]["from_cache"] is True

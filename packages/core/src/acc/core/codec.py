@@ -471,7 +471,9 @@ class Codec:
         magic, version, flags, meta_len, _body_len = _HEADER.unpack_from(prefix)
         if magic != MAGIC or version != FORMAT_VERSION:
             return 0
-        return _HEADER_SIZE + (_DIGEST_SIZE if flags & FLAG_SIGNED else _CRC_SIZE) + meta_len
+        check_size = _DIGEST_SIZE if flags & FLAG_SIGNED else _CRC_SIZE
+        size: int = _HEADER_SIZE + check_size + meta_len
+        return size
 
     def decode(self, data: bytes, *, key: str = "") -> CachedResponse:
         """Return the response stored in ``data`` under ``key``.
@@ -574,9 +576,7 @@ class Codec:
             raise DecodeError("the expiry of the entry is not a number of microseconds")
         return micros / 1_000_000
 
-    def _verify(
-        self, head: memoryview, body: memoryview, offset: int, cache_key: str
-    ) -> bool:
+    def _verify(self, head: memoryview, body: memoryview, offset: int, cache_key: str) -> bool:
         """Whether the signature in ``head`` covers it, ``cache_key`` and ``body``."""
         signed_header = head[:_HEADER_SIZE]
         digest = head[_HEADER_SIZE:offset]

@@ -282,8 +282,10 @@ class BaseCacheContract:
         assert await cache.read_parts("missing", _RecordingSplitter(10)) is None
 
     async def test_read_parts_join_to_the_value_written(self, cache: BaseCache) -> None:
-        """Whatever the cut asked for (none, inside, at an edge, past the end), the parts
-        are ``bytes`` that join to the value, and a splitter sees the value's first bytes.
+        """Any cut asked for gives ``bytes`` parts that join to the value.
+
+        None, inside, at an edge, past the end: whatever the store does with it, and a
+        splitter it calls is shown the value's first bytes.
         """
         await cache.write("small", b"value")
         await cache.write("binary", _BINARY)

@@ -778,9 +778,7 @@ class SQLiteCache(BaseCache):
         rows = await self._fetch("read", self._sql_read, (key, time.time()))
         return _blob(rows[0][0]) if rows else None
 
-    async def read_parts(
-        self, key: str, split: Splitter | None = None
-    ) -> tuple[bytes, ...] | None:
+    async def read_parts(self, key: str, split: Splitter | None = None) -> tuple[bytes, ...] | None:
         """Return the value under ``key``; one of 1 MiB or more cut where ``split`` says.
 
         A large value is read with blob I/O as two ``bytes`` objects, its head and the

@@ -123,9 +123,7 @@ class BaseCache(abc.ABC):
         value = parts[0] if len(parts) == 1 else b"".join(parts)
         await self.write(key, value, expires_at=expires_at)
 
-    async def read_parts(
-        self, key: str, split: Splitter | None = None
-    ) -> tuple[bytes, ...] | None:
+    async def read_parts(self, key: str, split: Splitter | None = None) -> tuple[bytes, ...] | None:
         """Return the value under ``key`` as parts whose concatenation it is, or ``None``.
 
         This is how the façade reads an entry: a large body that is a part of its own

@@ -80,9 +80,7 @@ class MemoryCache(BaseCache):
         self._ensure_open()
         return _joined(self._live(key, time.time()))
 
-    async def read_parts(
-        self, key: str, split: Splitter | None = None
-    ) -> tuple[bytes, ...] | None:
+    async def read_parts(self, key: str, split: Splitter | None = None) -> tuple[bytes, ...] | None:
         """Return the parts the value under ``key`` was written in: the very objects.
 
         ``split`` is not needed: the parts of a large value are already where its
