@@ -1,9 +1,9 @@
 """Large bodies on a hit: handed to the caller without a copy, in both bindings.
 
 A hit of a 2 MiB body on the memory store allocates almost nothing (the body is the
-object the store keeps); on SQLite, about one body (the one copy out of the database,
-read with blob I/O as a ``bytes`` object of its own, never sliced out of the whole
-value). The bounds asserted are loose (half a body, one and a half bodies): what they
+object the store keeps); on SQLite and the file store, about one body (the one copy out
+of the database or file, read as a ``bytes`` object of its own, never sliced out of the
+whole value). The bounds asserted are loose (half a body, one and a half bodies): what they
 catch is a copy, which costs a whole body each. Every reading method works on such a
 body (``read``, ``content.read(n)``, ``iter_chunked``, ``json``), and a large entry
 corrupted on disk reads as a miss.
@@ -70,10 +70,14 @@ async def big_origin() -> AsyncIterator[BigOrigin]:
         await runner.cleanup()
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "filesystem"])
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[CacheBackend]:
     if request.param == "memory":
         cache = CacheBackend()
+    elif request.param == "filesystem":
+        from acc.backends.filesystem import FileBackend
+
+        cache = FileBackend(tmp_path / "files")
     else:
         from acc.backends.sqlite import SQLiteBackend
 
@@ -83,8 +87,8 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 
 
 # How much Python memory one hit may allocate at its peak, in bodies: nothing to speak of
-# from memory, the one copy out of the database from SQLite.
-PEAK_BOUND = {"memory": 0.5, "sqlite": 1.5}
+# from memory, the one copy out of the database (or the file) from SQLite (or files).
+PEAK_BOUND = {"memory": 0.5, "sqlite": 1.5, "filesystem": 1.5}
 
 
 async def peak_of(call: Callable[[], Awaitable[Any]]) -> tuple[Any, float]:
@@ -100,7 +104,8 @@ async def peak_of(call: Callable[[], Awaitable[Any]]) -> tuple[Any, float]:
 
 
 def kind(backend: CacheBackend) -> str:
-    return "memory" if type(backend) is CacheBackend else "sqlite"
+    name = type(backend).__name__
+    return {"CacheBackend": "memory", "FileBackend": "filesystem"}.get(name, "sqlite")
 
 
 async def test_aiohttp_hit_hands_over_the_stored_body_without_a_copy(big_origin, backend):
