@@ -777,7 +777,9 @@ class CacheBackend:
             return None
         key, data = found
         if type(data) is tuple:  # anything else is a hostile value: the decode says so
-            self.stats.bytes_read += sum(len(part) for part in data if type(part) is bytes)
+            for part in data:
+                if type(part) is bytes:
+                    self.stats.bytes_read += len(part)
         memo = self._decoded
         entry = None if memo is None else memo.get(key, data)
         if entry is None:

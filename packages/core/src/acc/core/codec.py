@@ -321,16 +321,18 @@ def _as_bytes(data: object) -> bytes:
     raise DecodeError(f"stored value is a {type(data).__name__}, not bytes")
 
 
-def _crc_matches(head: memoryview, body: memoryview, key: str) -> bool:
+def _crc_matches(head: bytes, body: bytes | None, key: str) -> bool:
     """Whether the CRC-32 after the header in ``head`` covers it, ``key`` and ``body``.
 
-    ``head`` is an unsigned entry up to its body (the caller has checked that it holds
-    the header and the CRC); ``body`` is the rest.
+    ``head`` is an unsigned entry (the caller has checked that it holds the header and
+    the CRC), or, with ``body``, everything of it before ``body``.
     """
-    check = zlib.crc32(head[:_HEADER_SIZE])
+    view = memoryview(head)
+    check = zlib.crc32(view[:_HEADER_SIZE])
     check = zlib.crc32(_key_field(key), check)
-    check = zlib.crc32(head[_HEADER_SIZE + _CRC_SIZE :], check)
-    check = zlib.crc32(body, check)
+    check = zlib.crc32(view[_HEADER_SIZE + _CRC_SIZE :], check)
+    if body is not None:
+        check = zlib.crc32(body, check)
     stored: int = _CRC.unpack_from(head, _HEADER_SIZE)[0]
     return check == stored
 
@@ -531,20 +533,17 @@ class Codec:
         meta_end = offset + meta_len
         if body is not None and (len(head) != meta_end or len(body) != body_len):
             head, body = b"".join((head, body)), None  # not cut at the body: one value
-        if body is None:
-            if meta_end + body_len != len(head):
-                raise DecodeError("entry length does not match its header (truncated?)")
-            view = memoryview(head)
-            head_view, body_view = view[:meta_end], view[meta_end:]
-        else:
-            head_view, body_view = memoryview(head), memoryview(body)
+        if body is None and meta_end + body_len != len(head):
+            raise DecodeError("entry length does not match its header (truncated?)")
+        # ``head`` is the whole entry (``body`` None) or everything before ``body``: the
+        # check covers head (its own check field skipped), the key, then ``body``.
         if flags:
-            if not self._verify(head_view, body_view, offset, key):
+            if not self._verify(head, body, offset, key):
                 raise DecodeError("entry signature does not match any secret_key")
-        elif not _crc_matches(head_view, body_view, key):
+        elif not _crc_matches(head, body, key):
             raise DecodeError("entry checksum does not match (corrupt, or moved from another key)")
         try:
-            meta = _loads(str(head_view[offset:], "utf-8", "surrogatepass"))
+            meta = _loads(str(head[offset:meta_end], "utf-8", "surrogatepass"))
             if body is None:
                 body = head[meta_end:]
             return _RESPONSE_SCHEMA.load(meta, body)  # type: ignore[no-any-return]
@@ -576,17 +575,19 @@ class Codec:
             raise DecodeError("the expiry of the entry is not a number of microseconds")
         return micros / 1_000_000
 
-    def _verify(self, head: memoryview, body: memoryview, offset: int, cache_key: str) -> bool:
+    def _verify(self, head: bytes, body: bytes | None, offset: int, cache_key: str) -> bool:
         """Whether the signature in ``head`` covers it, ``cache_key`` and ``body``."""
-        signed_header = head[:_HEADER_SIZE]
-        digest = head[_HEADER_SIZE:offset]
+        view = memoryview(head)
+        signed_header = view[:_HEADER_SIZE]
+        digest = view[_HEADER_SIZE:offset]
         key_field = _key_field(cache_key)
-        meta = head[offset:]
+        rest = view[offset:]
         for key in self._keys:
             mac = hmac.new(key, signed_header, hashlib.sha256)
             mac.update(key_field)
-            mac.update(meta)
-            mac.update(body)
+            mac.update(rest)
+            if body is not None:
+                mac.update(body)
             if hmac.compare_digest(mac.digest(), digest):
                 return True
         return False

@@ -63,7 +63,7 @@ from typing import Any, ClassVar, TypeVar
 
 import aiosqlite
 
-from acc.backends.sqlite.parts import SPLIT_FROM, read_in_parts
+from acc.backends.sqlite.parts import SPLIT_FROM, TooLargeHere, read_in_parts
 from acc.core.errors import BackendError, BackendUnavailable, ConfigError, EntryTooLarge
 from acc.core.storage import BaseCache, Splitter
 from acc.core.storage.sharing import SharedConnection
@@ -677,11 +677,11 @@ class SQLiteCache(BaseCache):
             f"SELECT CASE WHEN length(value) <= {_LOOP_READ_MAX} THEN value END "
             f"FROM {q} WHERE key = ? AND {live}"
         )
-        # read_parts: a small (or non-BLOB) value at once; a large one is located and
-        # read with blob I/O (see parts.py).
+        # read_parts: a small value at once; a large one (NULL here) is then located
+        # and read with blob I/O (see parts.py).
         self._sql_read_parts_here = (
-            f"SELECT CASE WHEN length(value) < {SPLIT_FROM} OR typeof(value) <> 'blob' "
-            f"THEN value END, length(value) FROM {q} WHERE key = ? AND {live}"
+            f"SELECT CASE WHEN length(value) < {SPLIT_FROM} THEN value END "
+            f"FROM {q} WHERE key = ? AND {live}"
         )
         self._sql_locate = (
             "SELECT rowid, typeof(value) = 'blob', "
@@ -787,19 +787,18 @@ class SQLiteCache(BaseCache):
         reader, larger in the worker thread. Without ``split`` (or blob I/O, or for an
         in-memory database) it is :meth:`read`'s value, one part.
         """
-        if split is None or not _BLOB_IO or self.connection.in_memory:
-            return await super().read_parts(key, split)
         answered, row = self._read_here(self._sql_read_parts_here, key)
         if answered:
             if row is None:
                 return None
-            value, size = row
-            if value is not None:
-                return (_blob(value),)
-            if size <= _LOOP_READ_MAX:
-                answered, parts = self._read_parts_here(key, split)
-                if answered:
-                    return parts
+            if row[0] is not None:  # small (the usual hit): whole, at once
+                return (_blob(row[0]),)
+        if split is None or not _BLOB_IO or self.connection.in_memory:
+            return await super().read_parts(key, split)
+        if answered:
+            answered, parts = self._read_parts_here(key, split)
+            if answered:
+                return parts
         # No reader, a lock, or a value too large to copy on the loop thread.
         connection = await self._connect()
         table, locate, now = self.table, self._sql_locate, time.time()
@@ -821,8 +820,10 @@ class SQLiteCache(BaseCache):
             return False, None
         try:
             return True, read_in_parts(
-                reader, self.table, self._sql_locate, key, time.time(), split
+                reader, self.table, self._sql_locate, key, time.time(), split, _LOOP_READ_MAX
             )
+        except TooLargeHere:
+            pass
         except sqlite3.OperationalError as exc:
             if not _is_locked(exc):
                 self.connection.drop_reader()

@@ -26,7 +26,7 @@ from typing import Any, Final
 
 from acc.core.storage import SPLIT_PROBE, Splitter
 
-__all__ = ["SPLIT_FROM", "read_in_parts"]
+__all__ = ["SPLIT_FROM", "TooLargeHere", "read_in_parts"]
 
 SPLIT_FROM: Final = 1024 * 1024
 """Values at least this large are read in two parts when the reader asks for a cut.
@@ -36,6 +36,10 @@ blob handle's few statements.
 """
 
 
+class TooLargeHere(Exception):
+    """The value is larger than the caller reads on this thread: read it in another."""
+
+
 def read_in_parts(
     database: sqlite3.Connection,
     table: str,
@@ -43,6 +47,7 @@ def read_in_parts(
     key: str,
     now: float,
     split: Splitter,
+    max_size: int | None = None,
 ) -> tuple[bytes, ...] | None:
     """Read the live value under ``key`` cut where ``split`` says, in one transaction.
 
@@ -55,12 +60,15 @@ def read_in_parts(
         key: The key.
         now: The epoch second that decides which rows are live.
         split: Where the second part begins, given the first :data:`SPLIT_PROBE` bytes.
+        max_size: Raise :class:`TooLargeHere` for a value larger than this, before
+            reading any of it (the loop-thread reader's bound).
 
     Returns:
         The value as one or two parts, or ``None`` when ``key`` holds no live value.
 
     Raises:
         sqlite3.Error: As the statements raise it (a lock, a missing table).
+        TooLargeHere: The value is larger than ``max_size``.
     """
     database.execute("BEGIN")
     try:
@@ -73,6 +81,8 @@ def read_in_parts(
         blob_open: Callable[..., Any] = getattr(database, "blobopen")  # noqa: B009 - Python 3.11+
         with blob_open(table, "value", rowid, readonly=True) as blob:
             size = len(blob)
+            if max_size is not None and size > max_size:
+                raise TooLargeHere(size)
             at = split(blob.read(SPLIT_PROBE))
             blob.seek(0)
             if type(at) is int and 0 < at < size:
