@@ -1,14 +1,15 @@
 """The in-memory store: the reference adapter and the default cache.
 
 It is what every other adapter is measured against in the conformance kit, so it is
-kept plain: an :class:`~acc.core.storage.lru.LRU` of ``key -> (parts, expires_at)``,
+kept plain: an :class:`~acc.core.storage.lru.LRU` of ``key -> (value, expires_at)``,
 least recently used first, optionally bounded by ``max_entries`` and ``max_bytes``.
 
-A value is kept as the parts it was written in (one for :meth:`MemoryCache.write`;
-those :meth:`MemoryCache.write_parts` was given, for a large entry: its head and its
-body), never joined: :meth:`MemoryCache.read_parts` hands back those very objects, so
-the body of a large hit is the object that was stored, uncopied. :meth:`MemoryCache.read`
-joins the parts of such a value (a copy); the façade reads with ``read_parts``.
+A value is kept as it was written: the ``bytes`` given to :meth:`MemoryCache.write`, or
+the tuple of parts :meth:`MemoryCache.write_parts` was given (for a large entry: its
+head and its body), never joined: :meth:`MemoryCache.read_parts` hands back those very
+objects, so the body of a large hit is the object that was stored, uncopied.
+:meth:`MemoryCache.read` joins the parts of such a value (a copy); the façade reads
+with ``read_parts``. (A tuple around every value would cost some 50 bytes an entry.)
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from acc.core.storage.base import BaseCache, Splitter
 from acc.core.storage.lru import LRU
 
 __all__ = ["MemoryCache"]
+
+_Value = bytes | tuple[bytes, ...]
+"""A stored value: ``bytes``, or the parts of one written with ``write_parts``."""
 
 
 class MemoryCache(BaseCache):
@@ -44,7 +48,7 @@ class MemoryCache(BaseCache):
     cancels_promptly = True
 
     def __init__(self, *, max_entries: int | None = None, max_bytes: int | None = None) -> None:
-        self._data: LRU[str, tuple[tuple[bytes, ...], float | None]] = LRU(
+        self._data: LRU[str, tuple[_Value, float | None]] = LRU(
             max_entries=max_entries, max_bytes=max_bytes
         )
 
@@ -63,7 +67,7 @@ class MemoryCache(BaseCache):
         """Entries evicted so far to stay within ``max_entries`` and ``max_bytes``."""
         return self._data.evictions
 
-    def _live(self, key: str, now: float) -> tuple[bytes, ...] | None:
+    def _live(self, key: str, now: float) -> _Value | None:
         data = self._data
         item = data.peek(key)
         if item is None:
@@ -90,7 +94,8 @@ class MemoryCache(BaseCache):
         if type(self).read is not MemoryCache.read:
             return await super().read_parts(key, split)
         self._ensure_open()
-        return self._live(key, time.time())
+        value = self._live(key, time.time())
+        return (value,) if isinstance(value, bytes) else value
 
     async def read_many(self, keys: Iterable[str]) -> list[bytes | None]:
         """Return the values of ``keys`` in order."""
@@ -110,7 +115,8 @@ class MemoryCache(BaseCache):
             # Already dead: storing it could only evict a live entry.
             self._data.pop(key)
             return
-        self._put(key, (bytes(value),), expires_at)
+        value = bytes(value)
+        self._put(key, value, len(value), expires_at)
 
     async def write_parts(
         self, key: str, parts: Sequence[bytes], *, expires_at: float | None = None
@@ -124,11 +130,11 @@ class MemoryCache(BaseCache):
         if expires_at is not None and expires_at <= time.time():
             self._data.pop(key)
             return
-        self._put(key, tuple(bytes(part) for part in parts), expires_at)
+        kept = tuple(bytes(part) for part in parts)
+        self._put(key, kept[0] if len(kept) == 1 else kept, sum(map(len, kept)), expires_at)
 
-    def _put(self, key: str, parts: tuple[bytes, ...], expires_at: float | None) -> None:
-        size = sum(map(len, parts))
-        if not self._data.put(key, (parts, expires_at), size):
+    def _put(self, key: str, value: _Value, size: int, expires_at: float | None) -> None:
+        if not self._data.put(key, (value, expires_at), size):
             raise EntryTooLarge(f"{size} bytes is more than max_bytes={self.max_bytes}")
 
     async def delete(self, key: str) -> None:
@@ -181,8 +187,8 @@ class MemoryCache(BaseCache):
         await super().close()
 
 
-def _joined(parts: tuple[bytes, ...] | None) -> bytes | None:
-    """The value of ``parts``: the one part itself, or the parts joined (a copy)."""
-    if parts is None or len(parts) == 1:
-        return None if parts is None else parts[0]
-    return b"".join(parts)
+def _joined(value: _Value | None) -> bytes | None:
+    """A stored value as bytes: itself, or its parts joined (a copy)."""
+    if value is None or isinstance(value, bytes):
+        return value
+    return b"".join(value)
