@@ -90,11 +90,16 @@ class DecodedMemo:
             return None
         seen = item[0]
         if seen is not parts:
-            if len(seen) != len(parts):
+            count = len(parts)
+            if len(seen) != count:
                 return None
-            for old, new in zip(seen, parts, strict=True):
-                if old is not new:
+            if count == 1:  # a value read whole: the common case, without a loop
+                if seen[0] is not parts[0]:
                     return None
+            else:
+                for old, new in zip(seen, parts, strict=True):
+                    if old is not new:
+                        return None
         self._touch(key)
         return item[1]
 

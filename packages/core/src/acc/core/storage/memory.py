@@ -47,6 +47,12 @@ class MemoryCache(BaseCache):
     in_process: ClassVar[bool] = True
     cancels_promptly = True
 
+    _read_overridden: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._read_overridden = cls.read is not MemoryCache.read
+
     def __init__(self, *, max_entries: int | None = None, max_bytes: int | None = None) -> None:
         self._data: LRU[str, tuple[_Value, float | None]] = LRU(
             max_entries=max_entries, max_bytes=max_bytes
@@ -91,11 +97,11 @@ class MemoryCache(BaseCache):
         writer cut it. A subclass that overrides :meth:`read` (to count or fail reads)
         gets the default instead, which goes through its ``read``.
         """
-        if type(self).read is not MemoryCache.read:
+        if self._read_overridden:
             return await super().read_parts(key, split)
         self._ensure_open()
         value = self._live(key, time.time())
-        return (value,) if isinstance(value, bytes) else value
+        return (value,) if type(value) is bytes else value  # type: ignore[return-value]
 
     async def read_many(self, keys: Iterable[str]) -> list[bytes | None]:
         """Return the values of ``keys`` in order."""
