@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -32,9 +32,9 @@ class CountingCodec(Codec):
 
     decodes = 0
 
-    def decode(self, data: bytes, *, key: str = "") -> CachedResponse:
+    def decode_parts(self, parts: Sequence[bytes], *, key: str = "") -> CachedResponse:
         CountingCodec.decodes += 1
-        return super().decode(data, key=key)
+        return super().decode_parts(parts, key=key)
 
 
 class CountingCodecBackend(CacheBackend):
@@ -53,9 +53,9 @@ class CountingCodecBackend(CacheBackend):
 class CopyingCache(MemoryCache):
     """An in-process store that (wrongly) claims to return stored objects but copies."""
 
-    async def read(self, key: str) -> bytes | None:
-        value = await super().read(key)
-        return None if value is None else bytes(bytearray(value))
+    async def read_parts(self, key: str, split: Any = None) -> tuple[bytes, ...] | None:
+        parts = await super().read_parts(key, split)
+        return None if parts is None else tuple(bytes(bytearray(part)) for part in parts)
 
 
 async def test_hits_on_an_in_process_store_decode_once() -> None:
@@ -112,16 +112,37 @@ def test_memo_bounds_by_count_bytes_and_entry_size() -> None:
     memo = DecodedMemo(max_entries=2, max_bytes=10, max_entry_bytes=6)
     entry = make_entry()
     a, b, c, big = b"aaaa", b"bbbb", b"cccc", b"xxxxxxx"
-    memo.put("a", a, entry)
-    memo.put("b", b, entry)
-    memo.put("c", c, entry)  # over the count: "a" goes
-    assert memo.get("a", a) is None
-    assert memo.get("b", b) is entry
-    assert memo.get("c", c) is entry
-    memo.put("d", b"dddd", entry)  # 12 bytes > 10: the oldest goes
+    memo.put("a", (a,), entry)
+    memo.put("b", (b,), entry)
+    memo.put("c", (c,), entry)  # over the count: "a" goes
+    assert memo.get("a", (a,)) is None
+    assert memo.get("b", (b,)) is entry
+    assert memo.get("c", (c,)) is entry
+    memo.put("d", (b"dddd",), entry)  # 12 bytes > 10: the oldest goes
     assert len(memo) == 2
-    memo.put("big", big, entry)  # larger than one entry may be: never kept
-    assert memo.get("big", big) is None
+    memo.put("big", (big,), entry)  # larger than one entry may be: never kept
+    assert memo.get("big", (big,)) is None
+
+
+def test_memo_keeps_a_large_entry_whose_body_is_the_stored_part() -> None:
+    memo = DecodedMemo(max_entries=4, max_bytes=100, max_entry_bytes=6)
+    head, body = b"head", b"x" * 50
+    shared = make_entry(body)
+    memo.put("shared", (head, body), shared)  # the body is the part: nothing copied
+    assert memo.get("shared", (head, body)) is shared
+    copied = make_entry(bytes(bytearray(body)))
+    memo.put("copied", (head, body), copied)  # a copy would double it: not kept
+    assert memo.get("copied", (head, body)) is None
+
+
+def test_memo_reuses_only_for_the_same_objects_in_every_part() -> None:
+    memo = DecodedMemo()
+    head, body = b"head", b"body"
+    entry = make_entry(body)
+    memo.put("k", (head, body), entry)
+    assert memo.get("k", (head, body)) is entry  # a new tuple of the same objects
+    assert memo.get("k", (b"HEAD".lower(), body)) is None  # a revalidated head, same body
+    assert memo.get("k", (head,)) is None
 
 
 # -- near_cache ----------------------------------------------------------------------------

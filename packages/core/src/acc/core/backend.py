@@ -751,7 +751,7 @@ class CacheBackend:
             budget = self.new_budget()
         if budget.left is None and guard.state is CLOSED:  # the untimed hit path, inline
             try:
-                data = await self.responses.read(key)
+                data = await self.responses.read_parts(key, self.codec.head_size)
                 found = (
                     (key, data) if data is not None else await self._follow(key, request_headers)
                 )
@@ -770,13 +770,15 @@ class CacheBackend:
         if found is None:
             return None
         key, data = found
-        if type(data) is bytes:  # anything else is a hostile value: the decode says so
-            self.stats.bytes_read += len(data)
+        if type(data) is tuple:  # anything else is a hostile value: the decode says so
+            for part in data:
+                if type(part) is bytes:
+                    self.stats.bytes_read += len(part)
         memo = self._decoded
         entry = None if memo is None else memo.get(key, data)
         if entry is None:
             try:
-                entry = self.codec.decode(data, key=key)
+                entry = self.codec.decode_parts(data, key=key)
                 problem = unservable(entry)
                 if problem is not None:
                     raise DecodeError(f"it cannot be served: {problem}")
@@ -793,14 +795,22 @@ class CacheBackend:
                 memo.put(key, data, entry)
         return entry
 
-    async def _lookup(self, key: str, request_headers: HeaderPairs) -> tuple[str, bytes] | None:
-        """The key an entry is stored under and its bytes, following an alias or vary record."""
-        data = await self.responses.read(key)
+    async def _lookup(
+        self, key: str, request_headers: HeaderPairs
+    ) -> tuple[str, tuple[bytes, ...]] | None:
+        """The key an entry is stored under and its parts, following an alias or vary record.
+
+        The parts are read cut where the body begins (see ``BaseCache.read_parts``), so a
+        store able to do it hands a large body over as an object of its own, uncopied.
+        """
+        data = await self.responses.read_parts(key, self.codec.head_size)
         if data is None:
             return await self._follow(key, request_headers)
         return key, data
 
-    async def _follow(self, key: str, request_headers: HeaderPairs) -> tuple[str, bytes] | None:
+    async def _follow(
+        self, key: str, request_headers: HeaderPairs
+    ) -> tuple[str, tuple[bytes, ...]] | None:
         """After a miss on ``key``: the entry its alias or vary record leads to, if any."""
         target = await self.redirects.read(key)
         if target is None:
@@ -813,7 +823,7 @@ class CacheBackend:
             key = variant_key(key, lead.names, request_headers)
         else:
             key = lead
-        data = await self.responses.read(key)
+        data = await self.responses.read_parts(key, self.codec.head_size)
         return None if data is None else (key, data)
 
     async def write_entry(

@@ -13,9 +13,10 @@ Layout of an entry (all integers big-endian)::
   A positional array decodes several times faster than a keyed object through a
   generic converter, and the schema tag (a digest of the field names and types) makes
   an entry written by a build with other fields read as a miss instead of a muddle.
-* ``body`` follows as it is, so decoding copies it once (one slice) and never
-  re-encodes it; ``body_len`` lets a truncated unsigned entry be told from a shorter
-  body;
+* ``body`` follows as it is, so decoding never re-encodes it and copies it once at most
+  (one slice); not at all when the store hands it over as a part of its own
+  (:meth:`Codec.decode_parts`); ``body_len`` lets a truncated unsigned entry be told
+  from a shorter body;
 * an integrity check follows the fixed header, in every entry: a CRC-32 when unsigned,
   an HMAC-SHA256 with ``FLAG_SIGNED``. Either covers that header, the cache key the entry
   is stored under, the metadata and the body, and is checked before anything else is
@@ -320,17 +321,29 @@ def _as_bytes(data: object) -> bytes:
     raise DecodeError(f"stored value is a {type(data).__name__}, not bytes")
 
 
-def _crc_matches(data: bytes, key: str) -> bool:
-    """Whether the CRC-32 after the header of unsigned ``data`` covers it under ``key``.
+def _crc_matches(head: bytes, body: bytes | None, key: str) -> bool:
+    """Whether the CRC-32 after the header in ``head`` covers it, ``key`` and ``body``.
 
-    The caller has checked that ``data`` holds the header and the CRC.
+    ``head`` is an unsigned entry (the caller has checked that it holds the header and
+    the CRC), or, with ``body``, everything of it before ``body``.
     """
-    view = memoryview(data)
+    view = memoryview(head)
     check = zlib.crc32(view[:_HEADER_SIZE])
     check = zlib.crc32(_key_field(key), check)
     check = zlib.crc32(view[_HEADER_SIZE + _CRC_SIZE :], check)
-    stored: int = _CRC.unpack_from(data, _HEADER_SIZE)[0]
+    if body is not None:
+        check = zlib.crc32(body, check)
+    stored: int = _CRC.unpack_from(head, _HEADER_SIZE)[0]
     return check == stored
+
+
+def _head_and_body(parts: Sequence[bytes]) -> tuple[bytes, bytes]:
+    """Everything but the last of ``parts`` (joined), and the last: all as ``bytes``."""
+    checked = [part if type(part) is bytes else _as_bytes(part) for part in parts]
+    if not checked:
+        raise DecodeError("entry is empty")
+    *heads, body = checked
+    return (heads[0] if len(heads) == 1 else b"".join(heads)), body
 
 
 class Codec:
@@ -446,20 +459,63 @@ class Codec:
                 raise DecodeError("record checksum does not match (corrupt, or another key's)")
         return data[offset:]
 
+    def head_size(self, prefix: bytes) -> int:
+        """Where the body begins in an entry whose first bytes are ``prefix``; 0 if unknown.
+
+        The :data:`~acc.core.storage.Splitter` the façade hands a store's
+        :meth:`~acc.core.storage.BaseCache.read_parts`, so that a large body comes back
+        as a ``bytes`` object of its own, which :meth:`decode_parts` uses as it is. It
+        checks nothing (the decode does): a prefix that is not an entry's gets 0, do not
+        split.
+        """
+        if len(prefix) < _HEADER_SIZE:
+            return 0
+        magic, version, flags, meta_len, _body_len = _HEADER.unpack_from(prefix)
+        if magic != MAGIC or version != FORMAT_VERSION:
+            return 0
+        check_size = _DIGEST_SIZE if flags & FLAG_SIGNED else _CRC_SIZE
+        size: int = _HEADER_SIZE + check_size + meta_len
+        return size
+
     def decode(self, data: bytes, *, key: str = "") -> CachedResponse:
         """Return the response stored in ``data`` under ``key``.
 
-        The body is one slice of ``data`` (a single copy, however large it is).
+        The body is one slice of ``data`` (a single copy, however large it is);
+        :meth:`decode_parts` can do without even that one.
 
         Raises:
             DecodeError: ``data`` is not a valid entry for this codec (a value that is not
                 bytes at all included).
         """
-        if type(data) is not bytes:
-            data = _as_bytes(data)
-        if len(data) < _HEADER_SIZE:
+        return self.decode_parts((data,), key=key)
+
+    def decode_parts(self, parts: Sequence[bytes], *, key: str = "") -> CachedResponse:
+        """Return the response stored, under ``key``, in the concatenation of ``parts``.
+
+        When the last part is exactly the body (a store cut the value where
+        :meth:`head_size` said, or kept the parts it was written in), that very object
+        becomes the response's body: nothing is copied, however large it is. Otherwise
+        the parts are joined and the body is one slice of them. The check (CRC-32 or
+        signature) covers every byte either way.
+
+        Raises:
+            DecodeError: The parts are not a valid entry for this codec (a part that is
+                not bytes at all included).
+        """
+        if type(parts) is not tuple and type(parts) is not list:
+            raise DecodeError(f"stored parts are a {type(parts).__name__}, not a sequence")
+        if len(parts) == 1:
+            head = parts[0]
+            if type(head) is not bytes:
+                head = _as_bytes(head)
+            body: bytes | None = None
+        else:
+            head, body = _head_and_body(parts)
+            if len(head) < _HEADER_SIZE:  # not cut at the body: one value
+                head, body = b"".join((head, body)), None
+        if len(head) < _HEADER_SIZE:
             raise DecodeError("entry is truncated")
-        magic, version, flags, meta_len, body_len = _HEADER.unpack_from(data)
+        magic, version, flags, meta_len, body_len = _HEADER.unpack_from(head)
         if magic != MAGIC:
             raise DecodeError("entry has no acc header")
         if version != FORMAT_VERSION:
@@ -475,16 +531,22 @@ class Codec:
         else:
             offset = _HEADER_SIZE + _CRC_SIZE
         meta_end = offset + meta_len
-        if meta_end + body_len != len(data):
+        if body is not None and (len(head) != meta_end or len(body) != body_len):
+            head, body = b"".join((head, body)), None  # not cut at the body: one value
+        if body is None and meta_end + body_len != len(head):
             raise DecodeError("entry length does not match its header (truncated?)")
+        # ``head`` is the whole entry (``body`` None) or everything before ``body``: the
+        # check covers head (its own check field skipped), the key, then ``body``.
         if flags:
-            if not self._verify(data, offset, key):
+            if not self._verify(head, body, offset, key):
                 raise DecodeError("entry signature does not match any secret_key")
-        elif not _crc_matches(data, key):
+        elif not _crc_matches(head, body, key):
             raise DecodeError("entry checksum does not match (corrupt, or moved from another key)")
         try:
-            meta = _loads(str(data[offset:meta_end], "utf-8", "surrogatepass"))
-            return _RESPONSE_SCHEMA.load(meta, data[meta_end:])  # type: ignore[no-any-return]
+            meta = _loads(str(head[offset:meta_end], "utf-8", "surrogatepass"))
+            if body is None:
+                body = head[meta_end:]
+            return _RESPONSE_SCHEMA.load(meta, body)  # type: ignore[no-any-return]
         except Exception as exc:  # any malformed metadata is a decode error, by design
             raise DecodeError(f"entry metadata is invalid: {exc}") from None
 
@@ -556,8 +618,9 @@ class Codec:
             raise DecodeError("the expiry of the entry is not a number of microseconds")
         return micros / 1_000_000
 
-    def _verify(self, data: bytes, offset: int, cache_key: str) -> bool:
-        view = memoryview(data)
+    def _verify(self, head: bytes, body: bytes | None, offset: int, cache_key: str) -> bool:
+        """Whether the signature in ``head`` covers it, ``cache_key`` and ``body``."""
+        view = memoryview(head)
         signed_header = view[:_HEADER_SIZE]
         digest = view[_HEADER_SIZE:offset]
         key_field = _key_field(cache_key)
@@ -566,6 +629,8 @@ class Codec:
             mac = hmac.new(key, signed_header, hashlib.sha256)
             mac.update(key_field)
             mac.update(rest)
+            if body is not None:
+                mac.update(body)
             if hmac.compare_digest(mac.digest(), digest):
                 return True
         return False

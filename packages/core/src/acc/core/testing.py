@@ -35,7 +35,7 @@ from typing import Any, ClassVar, TypeVar, cast
 import pytest
 
 from acc.core.errors import BackendError
-from acc.core.storage import BaseCache
+from acc.core.storage import SPLIT_PROBE, BaseCache
 
 __all__ = ["BaseCacheContract", "expected_failure"]
 
@@ -113,6 +113,32 @@ def _in_place_of(contract: Callable[..., Awaitable[None]], reason: str) -> Calla
 
 async def _collect(iterator: AsyncIterator[_T]) -> list[_T]:
     return [item async for item in iterator]
+
+
+class _RecordingSplitter:
+    """A splitter that cuts at ``at`` and remembers every prefix it was shown."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+        self.shown: list[bytes] = []
+
+    def __call__(self, prefix: bytes) -> int:
+        self.shown.append(prefix)
+        return self.at
+
+
+def _assert_parts_of(
+    got: tuple[bytes, ...] | None, expected: bytes, splitter: _RecordingSplitter | None = None
+) -> None:
+    """``read_parts`` gave bytes parts joining to ``expected``, showing a true prefix."""
+    assert got is not None, f"read_parts returned None for a {len(expected)}-byte value"
+    assert type(got) is tuple, f"read_parts returned {type(got).__name__}, not a tuple"
+    assert got, "read_parts returned no parts"
+    for part in got:
+        assert type(part) is bytes, f"read_parts returned a {type(part).__name__} part"
+    _assert_same_bytes(b"".join(got), expected)
+    for prefix in splitter.shown if splitter is not None else ():
+        assert prefix == expected[:SPLIT_PROBE], "the splitter was shown other bytes"
 
 
 def _assert_same_bytes(got: bytes | None, expected: bytes) -> None:
@@ -247,6 +273,47 @@ class BaseCacheContract:
         _assert_same_bytes(await cache.read("k"), head + body)
         await cache.write_parts("small", (b"ab", b"", b"cd"))
         _assert_same_bytes(await cache.read("small"), b"abcd")
+
+    # -- read_parts ------------------------------------------------------------------------
+
+    async def test_read_parts_of_missing_key_returns_none(self, cache: BaseCache) -> None:
+        """A miss is ``None`` however the value is asked for."""
+        assert await cache.read_parts("missing") is None
+        assert await cache.read_parts("missing", _RecordingSplitter(10)) is None
+
+    async def test_read_parts_join_to_the_value_written(self, cache: BaseCache) -> None:
+        """Any cut asked for gives ``bytes`` parts that join to the value.
+
+        None, inside, at an edge, past the end: whatever the store does with it, and a
+        splitter it calls is shown the value's first bytes.
+        """
+        await cache.write("small", b"value")
+        await cache.write("binary", _BINARY)
+        await cache.write("large", _LARGE)
+        await cache.write("empty", b"")
+        for key, value in (("small", b"value"), ("binary", _BINARY), ("large", _LARGE)):
+            _assert_parts_of(await cache.read_parts(key), value)
+            for at in (0, 1, 100, len(value) - 1, len(value), len(value) + 10, -5):
+                splitter = _RecordingSplitter(at)
+                _assert_parts_of(await cache.read_parts(key, splitter), value, splitter)
+        parts = await cache.read_parts("empty", _RecordingSplitter(1))
+        assert parts is not None, "an empty value is a hit"
+        assert b"".join(parts) == b""
+
+    async def test_read_parts_of_a_value_written_in_parts(self, cache: BaseCache) -> None:
+        """The way the façade stores and reads a large entry: head and body."""
+        head, body = _BINARY, _LARGE
+        await cache.write_parts("k", (head, body))
+        splitter = _RecordingSplitter(len(head))
+        _assert_parts_of(await cache.read_parts("k", splitter), head + body, splitter)
+        await cache.write("k", b"rewritten whole")
+        _assert_parts_of(await cache.read_parts("k", _RecordingSplitter(3)), b"rewritten whole")
+
+    async def test_read_parts_after_delete_is_none(self, cache: BaseCache) -> None:
+        """A deleted large value is gone for every way of reading it."""
+        await cache.write_parts("k", (_BINARY, _LARGE))
+        await cache.delete("k")
+        assert await cache.read_parts("k", _RecordingSplitter(len(_BINARY))) is None
 
     async def test_write_overwrites_previous_value(self, cache: BaseCache) -> None:
         """A refreshed response replaces the old one entirely, with no bytes left over."""
@@ -466,6 +533,12 @@ class BaseCacheContract:
         await cache.write("k", b"v", expires_at=time.time() - 1)
         assert await cache.read("k") is None
 
+    async def test_read_parts_of_expired_entry_is_none(self, cache: BaseCache) -> None:
+        """Expiry hides a large value read in parts too."""
+        _skip_unless(type(cache).native_ttl, f"{type(cache).__name__} has no native expiry")
+        await cache.write_parts("k", (_BINARY, _LARGE), expires_at=time.time() - 1)
+        assert await cache.read_parts("k", _RecordingSplitter(len(_BINARY))) is None
+
     async def test_entry_reads_as_none_once_its_expiry_passes(self, cache: BaseCache) -> None:
         """Expiry happens in real time, not only at write time.
 
@@ -558,6 +631,12 @@ class BaseCacheContract:
         await cache.close()
         with pytest.raises(BackendError):
             await cache.read("k")
+
+    async def test_read_parts_after_close_raises_backend_error(self, cache: BaseCache) -> None:
+        """Reading in parts is reading: after close, acc's error."""
+        await cache.close()
+        with pytest.raises(BackendError):
+            await cache.read_parts("k", _RecordingSplitter(1))
 
     async def test_write_after_close_raises_backend_error(self, cache: BaseCache) -> None:
         """A write to a closed store must not be lost silently."""

@@ -65,8 +65,9 @@ from typing import Any, ClassVar, TypeVar
 
 import aiosqlite
 
+from acc.backends.sqlite.parts import SPLIT_FROM, TooLargeHere, read_in_parts
 from acc.core.errors import BackendError, BackendUnavailable, ConfigError, EntryTooLarge
-from acc.core.storage import BaseCache
+from acc.core.storage import BaseCache, Splitter
 from acc.core.storage.sharing import SharedConnection
 
 __all__ = ["MEMORY", "SQLiteCache", "SQLiteConnection"]
@@ -688,6 +689,17 @@ class SQLiteCache(BaseCache):
             f"SELECT CASE WHEN length(value) <= {_LOOP_READ_MAX} THEN value END "
             f"FROM {q} WHERE key = ? AND {live}"
         )
+        # read_parts: a small value at once; a large one (NULL here) is then located
+        # and read with blob I/O (see parts.py).
+        self._sql_read_parts_here = (
+            f"SELECT CASE WHEN length(value) < {SPLIT_FROM} THEN value END "
+            f"FROM {q} WHERE key = ? AND {live}"
+        )
+        self._sql_locate = (
+            "SELECT rowid, typeof(value) = 'blob', "
+            "CASE WHEN typeof(value) <> 'blob' THEN value END "
+            f"FROM {q} WHERE key = ? AND {live}"
+        )
         self._sql_contains = f"SELECT 1 FROM {q} WHERE key = ? AND {live}"
         self._sql_write = f"INSERT OR REPLACE INTO {q} (key, value, expires_at) VALUES (?, ?, ?)"
         self._sql_delete = f"DELETE FROM {q} WHERE key = ?"
@@ -780,6 +792,59 @@ class SQLiteCache(BaseCache):
         # No reader, a lock, or a value too large to copy on the loop thread.
         rows = await self._fetch("read", self._sql_read, (key, time.time()))
         return _blob(rows[0][0]) if rows else None
+
+    async def read_parts(self, key: str, split: Splitter | None = None) -> tuple[bytes, ...] | None:
+        """Return the value under ``key``; one of 1 MiB or more cut where ``split`` says.
+
+        A large value is read with blob I/O as two ``bytes`` objects, its head and the
+        rest (see :mod:`acc.backends.sqlite.parts`): its body is copied once, out of the
+        database, and never sliced out of the whole. Up to 16 MiB on the loop-thread
+        reader, larger in the worker thread. Without ``split`` (or blob I/O, or for an
+        in-memory database) it is :meth:`read`'s value, one part.
+        """
+        answered, row = self._read_here(self._sql_read_parts_here, key)
+        if answered:
+            if row is None:
+                return None
+            if row[0] is not None:  # small (the usual hit): whole, at once
+                return (_blob(row[0]),)
+        if split is None or not _BLOB_IO or self.connection.in_memory:
+            return await super().read_parts(key, split)
+        if answered:
+            answered, parts = self._read_parts_here(key, split)
+            if answered:
+                return parts
+        # No reader, a lock, or a value too large to copy on the loop thread.
+        connection = await self._connect()
+        table, locate, now = self.table, self._sql_locate, time.time()
+
+        def read_split(database: sqlite3.Connection) -> tuple[bytes, ...] | None:
+            return read_in_parts(database, table, locate, key, now, split)
+
+        try:
+            return await _retrying(
+                lambda: _in_worker(connection, read_split), self.connection.busy_timeout
+            )
+        except (sqlite3.Error, ValueError) as exc:
+            raise self._failed("read", exc) from exc
+
+    def _read_parts_here(self, key: str, split: Splitter) -> tuple[bool, tuple[bytes, ...] | None]:
+        """:func:`read_in_parts` on the loop-thread reader: ``(answered, parts or None)``."""
+        reader = self.connection.reader()
+        if reader is None or self._closed:
+            return False, None
+        try:
+            return True, read_in_parts(
+                reader, self.table, self._sql_locate, key, time.time(), split, _LOOP_READ_MAX
+            )
+        except TooLargeHere:
+            pass
+        except sqlite3.OperationalError as exc:
+            if not _is_locked(exc):
+                self.connection.drop_reader()
+        except sqlite3.Error:
+            self.connection.drop_reader()
+        return False, None
 
     async def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """Return the values of ``keys`` in order: one query per 500 keys."""

@@ -11,6 +11,6 @@ Rules this layer keeps:
    bounded LRU they share.
 """
 
-from acc.core.storage.base import BaseCache
+from acc.core.storage.base import SPLIT_PROBE, BaseCache, Splitter
 
-__all__ = ["BaseCache"]
+__all__ = ["SPLIT_PROBE", "BaseCache", "Splitter"]

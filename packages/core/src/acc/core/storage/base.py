@@ -15,12 +15,20 @@ expiry sweep). ``acc.core.testing.BaseCacheContract`` checks every adapter the s
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import ClassVar
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import ClassVar, Final
 
 from acc.core.errors import BackendError
 
-__all__ = ["BaseCache"]
+__all__ = ["SPLIT_PROBE", "BaseCache", "Splitter"]
+
+SPLIT_PROBE: Final = 64
+"""How many leading bytes of a value a :data:`Splitter` is shown (all of it when shorter)."""
+
+Splitter = Callable[[bytes], int]
+"""``split(prefix) -> offset``: where, in a value whose first bytes are ``prefix``, its
+second part should begin (see :meth:`BaseCache.read_parts`). An offset outside
+``1 .. len(value) - 1`` means: do not split."""
 
 
 class BaseCache(abc.ABC):
@@ -34,9 +42,10 @@ class BaseCache(abc.ABC):
         persistent: Entries survive the process (a file or a server), so a new instance
             on the same location sees them.
         shared_across_processes: Several processes may use the same store at once.
-        returns_stored_objects: :meth:`read` returns the very ``bytes`` object that was
-            written (an in-process store), so the façade may reuse the entry it decoded
-            from it last time (see :mod:`acc.core.storage.memo`). Leave it false otherwise.
+        returns_stored_objects: :meth:`read_parts` returns the very ``bytes`` objects
+            that were written (an in-process store), so the façade may reuse the entry it
+            decoded from them last time (see :mod:`acc.core.storage.memo`). Leave it
+            false otherwise.
         in_process: Every operation completes in this process without waiting on
             anything outside it (no I/O, no lock another process holds), so the façade
             does not time it against the request's storage budget. Leave it false
@@ -113,6 +122,25 @@ class BaseCache(abc.ABC):
         """
         value = parts[0] if len(parts) == 1 else b"".join(parts)
         await self.write(key, value, expires_at=expires_at)
+
+    async def read_parts(self, key: str, split: Splitter | None = None) -> tuple[bytes, ...] | None:
+        """Return the value under ``key`` as parts whose concatenation it is, or ``None``.
+
+        This is how the façade reads an entry: a large body that is a part of its own
+        reaches the caller as that very ``bytes`` object, never sliced out of a larger
+        one (a slice is a copy). A store able to read a value in ranges (SQLite's blob
+        I/O, a file's ``seek``) shows ``split`` the value's first :data:`SPLIT_PROBE`
+        bytes and returns the value as two parts cut where it says; a store that keeps
+        the parts :meth:`write_parts` was given (the memory store) may return those
+        instead. Any partition is correct: the reader joins parts that are not where it
+        wants them. This default returns ``(await self.read(key),)``, one part.
+
+        Args:
+            key: The key.
+            split: Where to cut the value, or ``None`` for no preference.
+        """
+        value = await self.read(key)
+        return None if value is None else (value,)
 
     async def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """Return the values of ``keys`` in order, ``None`` for each missing one."""

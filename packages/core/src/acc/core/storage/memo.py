@@ -9,16 +9,21 @@ that same object.
 
 Rules this module keeps:
 
-1. An entry is reused only when the store returned the *same object* (``is``) it was
-   decoded from. ``bytes`` are immutable and the memo holds a reference to them, so the
-   object cannot be recycled for other content: a rewrite, a delete or another
-   process's change always yields another object, hence a fresh decode (and a fresh
-   signature check).
+1. An entry is reused only when the store returned the *same objects* (``is``) it was
+   decoded from: the same parts (:meth:`~acc.core.storage.BaseCache.read_parts`), each
+   the very ``bytes`` object seen before. ``bytes`` are immutable and the memo holds a
+   reference to them, so an object cannot be recycled for other content: a rewrite, a
+   delete or another process's change always yields other objects, hence a fresh decode
+   (and a fresh check).
 2. Everything the codec checks (format, signature, the key the entry was signed for) was
    checked when the entry was first decoded from those bytes under that key.
-3. The memo is bounded by entry count and by bytes, and keeps only entries up to a size
-   limit (an :class:`~acc.core.storage.lru.LRU`), so it never holds more than a few
-   megabytes beyond what the store holds.
+3. The memo is bounded by entry count and by bytes (counting everything it holds, as
+   stored), so it never keeps more than ``max_bytes`` alive beyond what the store
+   holds. An entry decoded with a copy of its body (the store returned it in one
+   piece) is kept only up to ``max_entry_bytes``: the copy doubles what it costs. One
+   whose body *is* the stored part (a large body written and read in parts) costs
+   nothing beyond the store's own bytes while the store keeps them, and is kept up to
+   ``max_bytes``: a large memory hit is then as cheap as a small one.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ MAX_ENTRY_BYTES: Final = 256 * 1024
 class DecodedMemo:
     """A bounded LRU from key to ``(bytes read, entry decoded from them)``."""
 
-    __slots__ = ("_items", "_peek", "_touch")
+    __slots__ = ("_items", "_max_entry_bytes", "_peek", "_touch")
 
     def __init__(
         self,
@@ -47,9 +52,10 @@ class DecodedMemo:
         max_bytes: int = MAX_BYTES,
         max_entry_bytes: int = MAX_ENTRY_BYTES,
     ) -> None:
-        self._items: LRU[str, tuple[bytes, CachedResponse]] = LRU(
-            max_entries=max_entries, max_bytes=max_bytes, max_item_bytes=max_entry_bytes
+        self._items: LRU[str, tuple[tuple[bytes, ...], CachedResponse]] = LRU(
+            max_entries=max_entries, max_bytes=max_bytes
         )
+        self._max_entry_bytes = max_entry_bytes
         # get() runs on every hit of an in-process store: one attribute away from the
         # dict's own methods, as cheap as the lookup itself.
         self._peek = self._items.peek
@@ -67,27 +73,49 @@ class DecodedMemo:
 
     @property
     def max_entry_bytes(self) -> int | None:
-        """Entries stored larger than this are not remembered."""
-        return self._items.max_item_bytes
+        """Entries stored larger than this are not remembered, unless their body is shared.
+
+        (See rule 3: an entry whose body is the stored part itself is kept up to
+        ``max_bytes``.)
+        """
+        return self._max_entry_bytes
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def get(self, key: str, data: bytes) -> CachedResponse | None:
-        """The entry decoded from ``data`` under ``key``, if that very object was seen."""
+    def get(self, key: str, parts: tuple[bytes, ...]) -> CachedResponse | None:
+        """The entry decoded from ``parts`` under ``key``, if those very objects were seen."""
         item = self._peek(key)
-        if item is None or item[0] is not data:
+        if item is None:
             return None
+        seen = item[0]
+        if seen is not parts:
+            count = len(parts)
+            if len(seen) != count:
+                return None
+            if count == 1:  # a value read whole: the common case, without a loop
+                if seen[0] is not parts[0]:
+                    return None
+            else:
+                for old, new in zip(seen, parts, strict=True):
+                    if old is not new:
+                        return None
         self._touch(key)
         return item[1]
 
-    def put(self, key: str, data: bytes, entry: CachedResponse) -> None:
-        """Remember that ``data``, read under ``key``, decodes to ``entry``.
+    def put(self, key: str, parts: tuple[bytes, ...], entry: CachedResponse) -> None:
+        """Remember that ``parts``, read under ``key``, decode to ``entry``.
 
-        An entry stored larger than ``max_entry_bytes`` is not remembered (and what was
-        remembered of ``key`` is forgotten).
+        An entry stored larger than ``max_entry_bytes`` is not remembered unless its body
+        is the last part itself (rule 3); what was remembered of ``key`` is then
+        forgotten.
         """
-        self._items.put(key, (data, entry), len(data))
+        size = sum(map(len, parts))
+        limit = self._max_entry_bytes
+        if limit is not None and size > limit and entry.body is not parts[-1]:
+            self._items.pop(key)
+            return
+        self._items.put(key, (parts, entry), size)
 
     def forget(self, key: str) -> None:
         """Drop what is remembered of ``key``."""

@@ -4,6 +4,11 @@
 same attributes and methods, answered from a stored :class:`~acc.core.CachedResponse`.
 It is built on every hit, so it does as little as possible up front: headers, the
 ``content`` stream, cookies and links are made on first access.
+
+The body is the stored entry's own ``bytes`` object (on a large hit, the very object the
+store read or kept), never copied here: ``read()`` returns it, ``content`` is a stream
+fed with it whole, and ``json()``/``text()`` decode it directly (strip it only when it
+has surrounding whitespace).
 """
 
 from __future__ import annotations
@@ -365,10 +370,12 @@ class CachedClientResponse(HeadersMixin):
                     message=f"Attempt to decode JSON with unexpected mimetype: {ctype}",
                     headers=self.headers,
                 )
-        stripped = self._entry.body.strip()
-        if not stripped:
+        body = self._entry.body
+        if body[:1].isspace() or body[-1:].isspace():  # rare: strip() copies the body
+            body = body.strip()
+        if not body:
             return None
-        return loads(stripped.decode(encoding or self.get_encoding()))
+        return loads(body.decode(encoding or self.get_encoding()))
 
     # -- life cycle -----------------------------------------------------------------------
 
