@@ -589,7 +589,7 @@ class Codec:
         offset = _HEADER_SIZE + (_DIGEST_SIZE if flags else _CRC_SIZE)
         if offset + meta_len + body_len != len(data):
             raise DecodeError("entry length does not match its header (truncated?)")
-        if not (self._verify(data, offset, key) if flags else _crc_matches(data, key)):
+        if not (self._verify(data, None, offset, key) if flags else _crc_matches(data, None, key)):
             raise DecodeError("entry check does not match (corrupt, forged or moved)")
         return data, offset, offset + meta_len
 
