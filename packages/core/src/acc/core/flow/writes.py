@@ -1,0 +1,217 @@
+"""Write-behind: entries are stored after their response went back to the caller.
+
+A miss costs the caller the network and nothing more: the flow hands the entry to a
+:class:`WriteBehind` queue, one per cache, whose worker task writes it while the caller
+goes on. Rules this module keeps:
+
+1. Bounded. At most ``max_writes`` entries (the cache's ``write_behind`` setting) and
+   :data:`MAX_QUEUED_BYTES` bytes of body wait at once; :meth:`WriteBehind.offer` refuses
+   past that, and the caller writes inline (backpressure), so a store slower than the
+   network never grows memory without end.
+2. Read your writes. Until its write ended, a queued entry is found by
+   :meth:`WriteBehind.find` under its key and its aliases (the cache consults it before
+   storage), so a request of this process (a coalesced follower included) is served what
+   was stored a moment ago. Other processes see it once it is written.
+3. Nothing is raised, nothing is lost quietly. The write itself (the cache's ``write``
+   callable) counts and logs its failures as an inline write does; the worker only
+   reports what escapes it. Writes of one key keep their order: a newer entry queued for
+   a key replaces the older one, which is then never written.
+4. No task outlives its work: the worker exists while there is something to write and
+   ends when the queue is empty. :meth:`WriteBehind.flush` waits for everything queued;
+   :meth:`WriteBehind.close` waits at most a bound, then cancels the worker and drops
+   what is left (counted and logged). Cancelling a caller of :meth:`flush` never
+   cancels the worker.
+5. Entries are kept as :class:`~acc.core.CachedResponse` objects, not bytes: encoding is
+   the worker's job too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
+
+import attrs
+
+from acc.core.models import CachedResponse, HeaderPairs
+
+__all__ = ["MAX_QUEUED_BYTES", "QueuedWrite", "WriteBehind"]
+
+logger = logging.getLogger("acc")
+
+MAX_QUEUED_BYTES = 64 * 1024 * 1024
+"""Bytes of body the queue holds at most; an entry that would go past it is written inline."""
+
+
+@attrs.define(slots=True, eq=False)
+class QueuedWrite:
+    """One entry waiting to be written: the arguments of the write, and who to tell."""
+
+    key: str
+    entry: CachedResponse
+    store_key: str
+    """The key the entry is stored under (a variant key when the response has ``Vary``)."""
+    names: tuple[str, ...]
+    """The request headers the response varies on (empty when it does not)."""
+    aliases: tuple[str, ...]
+    request_headers: HeaderPairs
+    keep_until: datetime | None
+    on_written: Callable[[bool], None] | None = None
+    """Called with whether the entry was written, once the write ended."""
+
+    @property
+    def size(self) -> int:
+        """The bytes of body it holds."""
+        return len(self.entry.body)
+
+
+class WriteBehind:
+    """The write-behind queue of one cache (see the module docstring).
+
+    Args:
+        write: Writes one queued entry and returns whether it was written; it counts and
+            logs its own failures (it is the cache's inline write).
+        max_bytes: Bytes of body the queue holds at most.
+    """
+
+    __slots__ = ("_bytes", "_found", "_queue", "_task", "_write", "max_bytes")
+
+    def __init__(
+        self,
+        write: Callable[[QueuedWrite], Awaitable[bool]],
+        *,
+        max_bytes: int = MAX_QUEUED_BYTES,
+    ) -> None:
+        self._write = write
+        self.max_bytes = max_bytes
+        self._queue: deque[QueuedWrite] = deque()
+        self._found: dict[str, QueuedWrite] = {}
+        """Every key (and alias) of a queued or running write -> its newest write."""
+        self._bytes = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def __len__(self) -> int:
+        """The writes queued, not yet started."""
+        return len(self._queue)
+
+    @property
+    def pending(self) -> dict[str, QueuedWrite]:
+        """Keys (and aliases) whose write has not ended, mapped to it; empty when idle.
+
+        The cache's read path tests it for truth before anything else, so an idle
+        queue costs a read nothing.
+        """
+        return self._found
+
+    def offer(self, write: QueuedWrite, max_writes: int) -> bool:
+        """Queue ``write`` unless ``max_writes`` wait already; ``False``: write it inline."""
+        if len(self._queue) >= max_writes or self._bytes + write.size > self.max_bytes:
+            return False
+        self._queue.append(write)
+        self._bytes += write.size
+        found = self._found
+        found[write.key] = write
+        for alias in write.aliases:
+            found[alias] = write
+        task = self._task
+        if task is None or task.done():
+            self._task = asyncio.get_running_loop().create_task(self._drain())
+        return True
+
+    async def _drain(self) -> None:
+        queue = self._queue
+        while queue:
+            write = queue.popleft()
+            self._bytes -= write.size
+            try:
+                if self._found.get(write.key) is write:  # else a newer entry replaced it
+                    written = await self._write(write)
+                    if write.on_written is not None:
+                        write.on_written(written)
+            except asyncio.CancelledError:
+                self._forget(write)
+                raise
+            except Exception:  # the write counts its own failures; this is a bug's trace
+                logger.exception("acc: a queued write of %s failed", write.key)
+            self._forget(write)
+
+    def _forget(self, write: QueuedWrite) -> None:
+        found = self._found
+        for key in (write.key, *write.aliases):
+            if found.get(key) is write:
+                del found[key]
+
+    async def discard(self, keys: Iterable[str]) -> None:
+        """Drop the queued writes of ``keys``, and wait for one of them already running.
+
+        Called before those keys are deleted (an invalidation), so no write queued
+        earlier puts an entry back afterwards.
+        """
+        found = self._found
+        doomed = {found[key] for key in keys if key in found}
+        if not doomed:
+            return
+        running = False
+        for write in doomed:
+            if write in self._queue:
+                self._queue.remove(write)
+                self._bytes -= write.size
+                if write.on_written is not None:
+                    write.on_written(False)
+            else:
+                running = True
+            self._forget(write)
+        if running:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Wait until every write queued so far (and queued meanwhile) has ended.
+
+        Cancelling the caller does not cancel the writes. A worker left from an event
+        loop that is gone is replaced by a drain in this one.
+        """
+        while self._queue or self._found:
+            task = self._task
+            if task is not None and not task.done():
+                try:
+                    same_loop = task.get_loop() is asyncio.get_running_loop()
+                except RuntimeError:  # pragma: no cover - no running loop
+                    same_loop = False
+                if same_loop:
+                    await asyncio.shield(task)
+                    continue
+            if not self._queue:  # entries of a worker that died: nothing will end them
+                self._found.clear()
+                return
+            self._task = asyncio.get_running_loop().create_task(self._drain())
+
+    async def close(self, timeout: float) -> int:
+        """Flush for at most ``timeout`` seconds, then cancel; the writes dropped."""
+        try:
+            await asyncio.wait_for(self.flush(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            dropped = await self._stop()
+        if dropped:
+            logger.warning("acc: %d queued writes dropped: close() waited %gs", dropped, timeout)
+        return dropped
+
+    async def _stop(self) -> int:
+        """Cancel the worker and drop what is queued; the writes dropped."""
+        dropped = len(self._queue)
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            dropped += 1
+            task.cancel()
+            if task.get_loop() is asyncio.get_running_loop():
+                await asyncio.gather(task, return_exceptions=True)
+        for write in self._queue:
+            if write.on_written is not None:
+                write.on_written(False)
+        self._queue.clear()
+        self._found.clear()
+        self._bytes = 0
+        return dropped
