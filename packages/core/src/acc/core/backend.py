@@ -284,7 +284,9 @@ class CacheBackend:
             the caller, from a bounded queue (see :mod:`acc.core.flow.writes`): ``True``
             (the default) queues at most 1,000 entries (and 64 MiB of body), a number sets
             that bound, ``False`` (or 0) writes every entry before the response is
-            returned. A full queue writes inline; ``strict=True`` always writes inline.
+            returned. A full queue writes inline; ``strict=True`` always writes inline, and
+            so do in-process stores (:class:`MemoryCache`), whose write costs no more
+            than queuing it.
             Queued entries are served to this process's requests at once, written by
             :meth:`flush` and :meth:`close`; a crash loses them.
         write_close_timeout: Seconds :meth:`close` waits for queued writes before it
@@ -902,8 +904,9 @@ class CacheBackend:
     ) -> bool:
         """Store ``entry`` as :meth:`write_entry` does, behind the response when it may.
 
-        With ``write_behind`` on (and ``strict`` off) the entry goes to the write-behind
-        queue and is written by its worker with a budget of its own; with it off, with
+        With ``write_behind`` on (and ``strict`` off) and a store outside this process
+        (in-process stores such as :class:`MemoryCache` write as fast as they would
+        queue, so they always write inline), the entry goes to the write-behind queue and is written by its worker with a budget of its own; with it off, with
         ``strict``, or when the queue is full, it is written now within ``budget``.
 
         Args:
@@ -921,7 +924,7 @@ class CacheBackend:
         """
         self._check_open()
         settings = self.settings
-        if settings.write_behind and not settings.strict:
+        if settings.write_behind and self._timed and not settings.strict:
             if isinstance(keep_until, _Unset):
                 keep_until = entry_storage_expiry(entry, settings)
             names = varying_headers(entry.headers) if settings.cache_control else ()
