@@ -15,7 +15,9 @@ goes on. Rules this module keeps:
 3. Nothing is raised, nothing is lost quietly. The write itself (the cache's ``write``
    callable) counts and logs its failures as an inline write does; the worker only
    reports what escapes it. Writes of one key keep their order: a newer entry queued for
-   a key replaces the older one, which is then never written.
+   a key (the same variant of it, for a response with ``Vary``) replaces the older one,
+   which is then never written. Of the variants of one key, the newest queued is the one
+   served from the queue; the others are read from storage once written.
 4. No task outlives its work: the worker exists while there is something to write and
    ends when the queue is empty. :meth:`WriteBehind.flush` waits for everything queued;
    :meth:`WriteBehind.close` waits at most a bound, then cancels the worker and drops
@@ -126,7 +128,8 @@ class WriteBehind:
             write = queue.popleft()
             self._bytes -= write.size
             try:
-                if self._found.get(write.key) is write:  # else a newer entry replaced it
+                newer = self._found.get(write.key)
+                if newer is write or newer is None or newer.store_key != write.store_key:
                     written = await self._write(write)
                     if write.on_written is not None:
                         write.on_written(written)
