@@ -149,12 +149,20 @@ def _url_problem(url: str) -> str | None:
         return "the URL holds a control character, a space or a surrogate"
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError as exc:
         return f"the URL does not parse ({exc})"
     if parts.scheme.lower() not in ("http", "https"):
         return "the URL is not http(s)"
-    netloc = parts.netloc
+    return _netloc_problem(parts.netloc)
+
+
+@lru_cache(maxsize=1024)
+def _netloc_problem(netloc: str) -> str | None:
+    """What :func:`_url_problem` finds wrong with a URL's host and port (few: remembered)."""
+    try:
+        urlsplit(f"http://{netloc}").port  # noqa: B018 - ValueError: a port that is no number
+    except ValueError as exc:
+        return f"the URL does not parse ({exc})"
     host = netloc[: netloc.find("]") + 1] if netloc.startswith("[") else netloc.partition(":")[0]
     if "@" in netloc or not _HOST.match(host) or netloc[len(host) : len(host) + 1] not in ("", ":"):
         return "the URL has no valid host"
