@@ -773,11 +773,13 @@ class CacheBackend:
         pending = self._writes.pending
         if pending:  # an idle queue costs a read this one test
             queued = pending.get(key)
-            if queued is not None and (
-                not queued.names
-                or variant_key(queued.key, queued.names, request_headers) == queued.store_key
-            ):
-                return queued.entry
+            if queued is not None:
+                if not queued.names:
+                    return queued.entry
+                variant = variant_key(queued.key, queued.names, request_headers)
+                queued = pending.get(variant)
+                if queued is not None and queued.store_key == variant:
+                    return queued.entry
         guard = self.read_guard
         if guard.state is not CLOSED and not guard.allow():
             self._storage_skipped("read", guard)

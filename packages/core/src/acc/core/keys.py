@@ -358,6 +358,8 @@ def redact_url(url: str, ignored_params: frozenset[str]) -> str:
     ``ignored_params`` are the names whose values go: ``ignored_params`` and
     ``credential_params`` alike. ``url`` may be relative (a ``Location`` header).
     """
+    if "@" not in url and ("?" not in url or not ignored_params):
+        return url  # no user info, no query to redact: most URLs, without parsing
     parts = urlsplit(url)
     netloc = parts.netloc.rpartition("@")[2]
     query = parts.query

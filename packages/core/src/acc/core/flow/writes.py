@@ -14,10 +14,8 @@ goes on. Rules this module keeps:
    was stored a moment ago. Other processes see it once it is written.
 3. Nothing is raised, nothing is lost quietly. The write itself (the cache's ``write``
    callable) counts and logs its failures as an inline write does; the worker only
-   reports what escapes it. Writes of one key keep their order: a newer entry queued for
-   a key (the same variant of it, for a response with ``Vary``) replaces the older one,
-   which is then never written. Of the variants of one key, the newest queued is the one
-   served from the queue; the others are read from storage once written.
+   reports what escapes it. Writes are made one at a time, in the order queued, so the
+   newest entry of a key is the one stored, and the one served from the queue meanwhile.
 4. No task outlives its work: the worker exists while there is something to write and
    ends when the queue is empty. :meth:`WriteBehind.flush` waits for everything queued;
    :meth:`WriteBehind.close` waits at most a bound, then cancels the worker and drops
@@ -90,7 +88,7 @@ class WriteBehind:
         self.max_bytes = max_bytes
         self._queue: deque[QueuedWrite] = deque()
         self._found: dict[str, QueuedWrite] = {}
-        """Every key (and alias) of a queued or running write -> its newest write."""
+        """Every key, alias and variant key of a queued or running write -> its newest write."""
         self._bytes = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -115,6 +113,7 @@ class WriteBehind:
         self._bytes += write.size
         found = self._found
         found[write.key] = write
+        found[write.store_key] = write
         for alias in write.aliases:
             found[alias] = write
         task = self._task
@@ -128,11 +127,9 @@ class WriteBehind:
             write = queue.popleft()
             self._bytes -= write.size
             try:
-                newer = self._found.get(write.key)
-                if newer is write or newer is None or newer.store_key != write.store_key:
-                    written = await self._write(write)
-                    if write.on_written is not None:
-                        write.on_written(written)
+                written = await self._write(write)
+                if write.on_written is not None:
+                    write.on_written(written)
             except asyncio.CancelledError:
                 self._forget(write)
                 raise
@@ -142,9 +139,10 @@ class WriteBehind:
 
     def _forget(self, write: QueuedWrite) -> None:
         found = self._found
-        for key in (write.key, *write.aliases):
+        for key in (write.key, write.store_key, *write.aliases):
             if found.get(key) is write:
                 del found[key]
+
 
     async def discard(self, keys: Iterable[str]) -> None:
         """Drop the queued writes of ``keys``, and wait for one of them already running.
@@ -153,7 +151,11 @@ class WriteBehind:
         earlier puts an entry back afterwards.
         """
         found = self._found
-        doomed = {found[key] for key in keys if key in found}
+        if not found:
+            return
+        wanted = set(keys)
+        doomed = {found[key] for key in wanted if key in found}
+        doomed.update(w for w in self._queue if w.key in wanted)  # other variants too
         if not doomed:
             return
         running = False
