@@ -64,6 +64,7 @@ async def test_a_stopped_redis_fails_open_and_strict_raises(
     client = make_client(backend)
     await client.get(origin("/json"))
     assert (await client.get(origin("/json"))).from_cache is True
+    await backend.flush()
     assert backend.stats.errors == 0
     server.stop()
     during = []

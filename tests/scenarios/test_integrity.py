@@ -21,12 +21,12 @@ async def test_corrupted_and_tampered_entries_read_as_misses(origin, client_fact
     await backend.responses.write(key, b"\x00garbage\xff")
     assert (await client.get(origin("/json"))).from_cache is False
     assert backend.stats.errors == 1
+    await backend.flush()
     stored = await backend.responses.read(key)
     tampered = stored[:-3] + b"XYZ"
     await backend.responses.write(key, tampered)
     assert (await client.get(origin("/json"))).from_cache is False
     assert backend.stats.errors == 2
-    await backend.flush()
     hit = await client.get(origin("/json"))
     assert hit.from_cache is True
     assert hit.json()["count"] == 3
