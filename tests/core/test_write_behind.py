@@ -78,7 +78,8 @@ async def test_a_queued_entry_is_served_to_the_next_request_at_once() -> None:
     assert (second.from_cache, second.response.body) == (True, b"body 1")
     assert len(origin.requests) == 1
     raw = await backend.read_entry(backend.url_key(URL))
-    assert raw is not None and raw.body == b"body 1"
+    assert raw is not None
+    assert raw.body == b"body 1"
     store.gate.set()
     await backend.close()
     assert backend.stats.writes == 1
@@ -213,7 +214,7 @@ async def test_close_drops_what_it_cannot_write_within_its_bound(
     assert backend.stats.writes == 0
     assert backend.stats.errors == 3
     assert any("3 queued writes dropped" in r.getMessage() for r in caplog.records)
-    assert backend.flush is not None and not backend._writes.pending
+    assert not backend._writes.pending
     tasks = asyncio.all_tasks() - {asyncio.current_task()}
     assert not [t for t in tasks if not t.done()]  # no worker left behind
 

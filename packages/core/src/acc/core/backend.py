@@ -908,7 +908,8 @@ class CacheBackend:
 
         With ``write_behind`` on (and ``strict`` off) and a store outside this process
         (in-process stores such as :class:`MemoryCache` write as fast as they would
-        queue, so they always write inline), the entry goes to the write-behind queue and is written by its worker with a budget of its own; with it off, with
+        queue, so they always write inline), the entry goes to the write-behind queue
+        and is written by its worker with a budget of its own; with it off, with
         ``strict``, or when the queue is full, it is written now within ``budget``.
 
         Args:

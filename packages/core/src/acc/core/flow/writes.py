@@ -143,7 +143,6 @@ class WriteBehind:
             if found.get(key) is write:
                 del found[key]
 
-
     async def discard(self, keys: Iterable[str]) -> None:
         """Drop the queued writes of ``keys``, and wait for one of them already running.
 
