@@ -316,6 +316,7 @@ class CacheBackend:
     secret_key: _Setting[tuple[str | bytes, ...] | None] = _Setting()
     autoclose: _Setting[bool] = _Setting()
     strict: _Setting[bool] = _Setting()
+    write_behind: _Setting[int] = _Setting()
 
     def __init__(
         self,
