@@ -287,6 +287,24 @@ async def test_a_queued_variant_is_served_only_to_the_headers_it_answers() -> No
     await backend.close()
 
 
+async def test_an_invalidation_waits_for_the_running_write_of_its_url() -> None:
+    backend, store = gated()
+    store.gate.clear()
+    origin = Origin()
+    await backend.fetch(get(), origin)
+    await until(store.entered)  # the write of the entry is under way, and waits
+    post = asyncio.create_task(backend.fetch(CacheRequest("POST", URL), origin))
+    await until(origin.called)
+    origin.called.clear()
+    await asyncio.sleep(0)
+    assert not post.done()  # its invalidation waits for the write it would undo
+    store.gate.set()
+    await asyncio.wait_for(post, WAIT)
+    again = await backend.fetch(get(), origin)
+    assert again.from_cache is False
+    await backend.close()
+
+
 def test_the_setting_is_checked_and_comes_from_a_url() -> None:
     with pytest.raises(ConfigError, match="write_behind"):
         CacheBackend(write_behind=-1)

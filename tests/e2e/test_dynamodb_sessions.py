@@ -149,6 +149,7 @@ async def test_cache_names_keep_caches_in_one_table_apart(origin: Any, dynamodb_
     async with CachedSession(cache=_backend(dynamodb_url)) as b:
         response = await b.get(origin("/json"))
         assert not response.from_cache
+        await b.cache.flush()
         assert await b.cache.responses.size() == 1
     assert origin.hits["/json"] == 2
 

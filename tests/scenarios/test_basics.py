@@ -16,6 +16,7 @@ async def _share_stores(backend: CacheBackend, source: CacheBackend) -> None:
 
 
 async def _stored_bytes(backend: CacheBackend) -> bytes:
+    await backend.flush()  # entries are written just after their responses
     return b"".join([value async for _key, value in backend.responses.items()])
 
 

@@ -76,7 +76,7 @@ class WriteBehind:
         max_bytes: Bytes of body the queue holds at most.
     """
 
-    __slots__ = ("_bytes", "_found", "_queue", "_task", "_write", "max_bytes")
+    __slots__ = ("_bytes", "_queue", "_running", "_task", "_write", "max_bytes", "pending")
 
     def __init__(
         self,
@@ -87,23 +87,19 @@ class WriteBehind:
         self._write = write
         self.max_bytes = max_bytes
         self._queue: deque[QueuedWrite] = deque()
-        self._found: dict[str, QueuedWrite] = {}
-        """Every key, alias and variant key of a queued or running write -> its newest write."""
+        self.pending: dict[str, QueuedWrite] = {}
+        """Every key, alias and variant key of a queued or running write -> its newest write.
+
+        Empty when idle: the cache's read path tests it for truth before anything else,
+        so an idle queue costs a read one attribute lookup.
+        """
         self._bytes = 0
         self._task: asyncio.Task[None] | None = None
+        self._running: QueuedWrite | None = None
 
     def __len__(self) -> int:
         """The writes queued, not yet started."""
         return len(self._queue)
-
-    @property
-    def pending(self) -> dict[str, QueuedWrite]:
-        """Keys (and aliases) whose write has not ended, mapped to it; empty when idle.
-
-        The cache's read path tests it for truth before anything else, so an idle
-        queue costs a read nothing.
-        """
-        return self._found
 
     def offer(self, write: QueuedWrite, max_writes: int) -> bool:
         """Queue ``write`` unless ``max_writes`` wait already; ``False``: write it inline."""
@@ -111,7 +107,7 @@ class WriteBehind:
             return False
         self._queue.append(write)
         self._bytes += write.size
-        found = self._found
+        found = self.pending
         found[write.key] = write
         found[write.store_key] = write
         for alias in write.aliases:
@@ -126,6 +122,7 @@ class WriteBehind:
         while queue:
             write = queue.popleft()
             self._bytes -= write.size
+            self._running = write
             try:
                 written = await self._write(write)
                 if write.on_written is not None:
@@ -135,10 +132,12 @@ class WriteBehind:
                 raise
             except Exception:  # the write counts its own failures; this is a bug's trace
                 logger.exception("acc: a queued write of %s failed", write.key)
+            finally:
+                self._running = None
             self._forget(write)
 
     def _forget(self, write: QueuedWrite) -> None:
-        found = self._found
+        found = self.pending
         for key in (write.key, write.store_key, *write.aliases):
             if found.get(key) is write:
                 del found[key]
@@ -149,12 +148,17 @@ class WriteBehind:
         Called before those keys are deleted (an invalidation), so no write queued
         earlier puts an entry back afterwards.
         """
-        found = self._found
-        if not found:
+        if not self.pending:
             return
         wanted = set(keys)
-        doomed = {found[key] for key in wanted if key in found}
-        doomed.update(w for w in self._queue if w.key in wanted)  # other variants too
+        doomed = {
+            write
+            for write in {*self.pending.values(), *self._queue, self._running}
+            if write is not None  # queued, or running
+            if write.key in wanted
+            or write.store_key in wanted
+            or not wanted.isdisjoint(write.aliases)
+        }
         if not doomed:
             return
         running = False
@@ -176,20 +180,21 @@ class WriteBehind:
         Cancelling the caller does not cancel the writes. A worker left from an event
         loop that is gone is replaced by a drain in this one.
         """
-        while self._queue or self._found:
+        loop = asyncio.get_running_loop()
+        while True:
             task = self._task
-            if task is not None and not task.done():
+            if task is not None and not task.done() and task.get_loop() is loop:
                 try:
-                    same_loop = task.get_loop() is asyncio.get_running_loop()
-                except RuntimeError:  # pragma: no cover - no running loop
-                    same_loop = False
-                if same_loop:
-                    await asyncio.shield(task)
-                    continue
-            if not self._queue:  # entries of a worker that died: nothing will end them
-                self._found.clear()
-                return
-            self._task = asyncio.get_running_loop().create_task(self._drain())
+                    await asyncio.shield(task)  # its running write included
+                except asyncio.CancelledError:
+                    if not task.cancelled():  # this caller was cancelled, not the worker
+                        raise
+                continue
+            if self._queue:  # no worker, or one of a loop that is gone
+                self._task = loop.create_task(self._drain())
+                continue
+            self.pending.clear()  # entries of a worker that died: nothing will end them
+            return
 
     async def close(self, timeout: float) -> int:
         """Flush for at most ``timeout`` seconds, then cancel; the writes dropped."""
@@ -216,6 +221,6 @@ class WriteBehind:
             if write.on_written is not None:
                 write.on_written(False)
         self._queue.clear()
-        self._found.clear()
+        self.pending.clear()
         self._bytes = 0
         return dropped
