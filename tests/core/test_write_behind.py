@@ -30,6 +30,7 @@ class GatedStore(MemoryCache):
         self.gate = asyncio.Event()
         self.gate.set()
         self.fail = False
+        self.only_first_waits = False
         self.writers: list[asyncio.Task[object] | None] = []
         self.entered = asyncio.Event()
         self.written: list[str] = []
@@ -37,7 +38,8 @@ class GatedStore(MemoryCache):
     async def write(self, key: str, value: bytes, *, expires_at: float | None = None) -> None:
         self.writers.append(asyncio.current_task())
         self.entered.set()
-        await self.gate.wait()
+        if not self.only_first_waits or len(self.writers) == 1:
+            await self.gate.wait()
         if self.fail:
             raise ConnectionError("storage is down")
         await super().write(key, value, expires_at=expires_at)
@@ -146,6 +148,27 @@ async def test_a_full_queue_writes_inline() -> None:
     assert (await asyncio.wait_for(third, WAIT)).stored is True
     await backend.close()
     assert backend.stats.writes == 3
+
+
+async def test_an_inline_write_never_lands_before_an_older_queued_one_of_its_key() -> None:
+    backend, store = gated(write_behind=1)
+    store.gate.clear()
+    store.only_first_waits = True  # the older write would end after a newer one
+    origin = Origin()
+    await backend.fetch(get(), origin)  # body 1: the worker writes it, and waits
+    await until(store.entered)
+    await backend.fetch(get(f"{URL}?other"), origin)  # queued: the queue is full
+    origin.called.clear()
+    newer = asyncio.create_task(backend.fetch(get(), origin, force_refresh=True))
+    await until(origin.called)
+    await asyncio.sleep(0)
+    assert not newer.done()  # its inline write waits for the older one of its key
+    store.gate.set()
+    assert (await asyncio.wait_for(newer, WAIT)).response.body == b"body 3"
+    await backend.flush()
+    reader = CacheBackend(responses=store, redirects=backend.redirects, write_behind=False)
+    assert (await reader.read_entry(backend.url_key(URL))).body == b"body 3"  # type: ignore[union-attr]
+    await backend.close()
 
 
 async def test_a_failing_queued_write_is_counted_and_logged_never_raised(

@@ -944,6 +944,7 @@ class CacheBackend:
             )
             if self._writes.offer(queued, settings.write_behind):
                 return True
+            await self._writes.discard((key,))  # no older queued entry lands after this one
         written = await self._write_entry(key, entry, aliases, request_headers, keep_until, budget)
         if on_written is not None:
             on_written(written)

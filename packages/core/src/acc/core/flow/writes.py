@@ -15,7 +15,9 @@ goes on. Rules this module keeps:
 3. Nothing is raised, nothing is lost quietly. The write itself (the cache's ``write``
    callable) counts and logs its failures as an inline write does; the worker only
    reports what escapes it. Writes are made one at a time, in the order queued, so the
-   newest entry of a key is the one stored, and the one served from the queue meanwhile.
+   newest entry of a key is the one stored, and the one served from the queue meanwhile;
+   a write made inline (the queue full) first drops or waits for the queued ones of its
+   key (:meth:`WriteBehind.discard`), so an older entry never lands after it.
 4. No task outlives its work: the worker exists while there is something to write and
    ends when the queue is empty. :meth:`WriteBehind.flush` waits for everything queued;
    :meth:`WriteBehind.close` waits at most a bound, then cancels the worker and drops
@@ -113,8 +115,9 @@ class WriteBehind:
         for alias in write.aliases:
             found[alias] = write
         task = self._task
-        if task is None or task.done():
-            self._task = asyncio.get_running_loop().create_task(self._drain())
+        loop = asyncio.get_running_loop()
+        if task is None or task.done() or task.get_loop() is not loop:
+            self._task = loop.create_task(self._drain())
         return True
 
     async def _drain(self) -> None:
