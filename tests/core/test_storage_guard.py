@@ -81,6 +81,8 @@ class ControlledStore(BaseCache):
 
 
 def backend(store: ControlledStore, **options) -> CacheBackend:
+    # These tests are about a request's own budget over its read and its write: inline.
+    options.setdefault("write_behind", False)
     return CacheBackend(responses=store, redirects=ControlledStore(), **options)
 
 

@@ -84,6 +84,7 @@ async def test_a_two_megabyte_random_response_is_cached_and_read_back(
         assert hit.from_cache
         assert await hit.read() == TWO_MB
         assert hit.content_length == len(TWO_MB)
+        await backend.flush()  # the hit came from the write-behind queue
         assert session.cache.stats.errors == 0
         # Stored split, not inline: the entry is a manifest naming its chunk items.
         responses = backend.responses
@@ -132,9 +133,11 @@ async def test_two_backends_on_one_table_share_the_cache(origin: Any, dynamodb_u
     second = CacheBackend.from_url(dynamodb_url, cache_name=name)
     async with CachedSession(cache=first) as a, CachedSession(cache=second) as b:
         await a.get(origin("/json?who=a"))
+        await first.flush()  # another process sees an entry once it is written
         hit = await b.get(origin("/json?who=a"))
         assert hit.from_cache
         await b.get(origin("/redirect"))  # stored with an alias in the redirects store
+        await second.flush()
         again = await a.get(origin("/redirect"))
         assert again.from_cache
     assert origin.hits["/json"] == 2  # ?who=a once, the redirect's target once
@@ -146,6 +149,7 @@ async def test_cache_names_keep_caches_in_one_table_apart(origin: Any, dynamodb_
     async with CachedSession(cache=_backend(dynamodb_url)) as b:
         response = await b.get(origin("/json"))
         assert not response.from_cache
+        await b.cache.flush()
         assert await b.cache.responses.size() == 1
     assert origin.hits["/json"] == 2
 
@@ -195,6 +199,7 @@ async def test_an_unreachable_dynamodb_fails_open(origin: Any, aws_environment: 
             assert response.status == 200
             assert not response.from_cache
             assert (await response.json())["count"] == expected
+            await backend.flush()  # the write behind the response fails too
         assert backend.stats.errors >= 2  # a failed read and a failed write per request
     assert origin.hits["/json"] == 2
 

@@ -30,6 +30,7 @@ async def test_cache_url_string_selects_mongodb(
         assert hit.from_cache
         assert (await hit.json())["count"] == 1
         assert hit.expires is not None
+        await session.cache.flush()  # the entry was served from the write-behind queue
         raw = await session.cache.responses.collection.find_one({"_id": hit.cache_key})
         # The document's expiry is the response's, to the millisecond BSON keeps.
         stored = raw["expires_at"].replace(tzinfo=datetime.timezone.utc)
@@ -51,6 +52,7 @@ async def test_200_concurrent_requests_through_one_session(
         second = await asyncio.gather(*(session.get(u) for u in urls))
         assert all(r.from_cache for r in second)
         assert await asyncio.gather(*(r.json() for r in second)) == bodies
+        await cache.flush()
         assert session.cache.stats.errors == 0
         assert await cache.responses.size() == 50
     assert origin.hits["/json"] == 50  # coalesced: one request per distinct URL
@@ -134,6 +136,7 @@ async def test_an_unreachable_server_fails_open(origin) -> None:
             assert response.status == 200
             assert not response.from_cache
             assert (await response.json())["path"] == "/json"
+            await session.cache.flush()  # the write behind the response fails too
         assert session.cache.stats.errors >= 2  # every read and write failed
     assert origin.hits["/json"] == 2
 

@@ -56,6 +56,7 @@ async def test_200_concurrent_requests_through_one_session(
         second = await asyncio.gather(*(session.get(u) for u in urls))
         assert all(r.from_cache for r in second)
         assert await asyncio.gather(*(r.json() for r in second)) == bodies
+        await cache.flush()
         assert session.cache.stats.errors == 0
         assert await cache.responses.size() == 50
         assert sorted([u async for u in cache.urls()]) == sorted(set(urls))

@@ -14,6 +14,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*(BasicAuth|auth).*:Deprecation
 
 
 async def _stored_bytes(backend: CacheBackend) -> bytes:
+    await backend.flush()  # entries are written just after their responses
     return b"".join([value async for _key, value in backend.responses.items()])
 
 

@@ -17,9 +17,11 @@ async def test_corrupted_and_tampered_entries_read_as_misses(origin, client_fact
     backend = client.cache
     first = await client.get(origin("/json"))
     key = first.cache_key
+    await backend.flush()  # written behind the response: wait, then spoil it
     await backend.responses.write(key, b"\x00garbage\xff")
     assert (await client.get(origin("/json"))).from_cache is False
     assert backend.stats.errors == 1
+    await backend.flush()
     stored = await backend.responses.read(key)
     tampered = stored[:-3] + b"XYZ"
     await backend.responses.write(key, tampered)
@@ -34,6 +36,7 @@ async def test_corrupted_and_tampered_entries_read_as_misses(origin, client_fact
 async def test_key_rotation_reads_entries_signed_with_old_key(origin, client_factory):
     old = client_factory(secret_key="old-key", autoclose=False)
     await old.get(origin("/json"))
+    await old.cache.flush()
     rotated = client_factory(secret_key=["new-key", "old-key"], autoclose=False)
     await _share_stores(rotated.cache, old.cache)
     assert (await rotated.get(origin("/json"))).from_cache is True
@@ -49,6 +52,7 @@ async def test_signed_entry_copied_to_another_key_reads_as_miss(origin, client_f
     backend = client.cache
     one = await client.get(origin("/json?id=1"))
     two = await client.get(origin("/json?id=2"))
+    await backend.flush()
     entry_one = await backend.responses.read(one.cache_key)
     await backend.responses.write(two.cache_key, entry_one)
     swapped = await client.get(origin("/json?id=2"))

@@ -26,6 +26,7 @@ async def test_refresh_revalidates_with_etag(origin, client_factory, clock):
     assert (hit.from_cache, hit.revalidated) == (True, False)
     assert hit.json() == {"version": 2}
     assert origin.hits["/etag"] == 3
+    await client.cache.flush()
     stats = client.cache.stats
     assert (stats.revalidations, stats.hits, stats.misses, stats.writes) == (1, 2, 2, 3)
 
@@ -72,6 +73,7 @@ async def test_force_refresh_fetches_and_stores(origin, client_factory, clock):
     assert (forced_etag.from_cache, forced_etag.revalidated) == (False, False)
     assert "If-None-Match" not in origin.requests[-1].headers
     assert origin.hits["/json"] == 2
+    await client.cache.flush()
     assert client.cache.stats.writes == 4
 
 

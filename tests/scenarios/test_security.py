@@ -9,7 +9,8 @@ from acc.core import CacheBackend, CachedResponse
 
 
 async def _stored_bytes(backend: CacheBackend) -> bytes:
-    """Everything both stores hold, keys included."""
+    """Everything both stores hold, keys included (once the queued writes are written)."""
+    await backend.flush()
     chunks: list[bytes] = []
     for store in (backend.responses, backend.redirects):
         async for key, value in store.items():
@@ -94,6 +95,7 @@ async def test_forged_or_moved_alias_never_serves_another_url(origin, client_fac
     assert forged.cache_key == victim_key
     assert backend.stats.errors == 1
     # ... and a genuine alias record, written for another key, moved onto B's key.
+    await backend.flush()  # B's entry, fetched just now, is written: then deleted
     await backend.responses.delete(victim_key)
     genuine = backend.codec.encode_record(first.cache_key.encode(), key="another-key")
     await backend.redirects.write(victim_key, genuine)

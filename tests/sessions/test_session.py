@@ -117,6 +117,7 @@ async def test_a_hit_redacts_credentials_in_its_request_info(origin, make_backen
 
 
 async def _stored_bytes(backend: CacheBackend) -> bytes:
+    await backend.flush()  # entries are written just after their responses
     return b"".join([value async for _key, value in backend.responses.items()])
 
 

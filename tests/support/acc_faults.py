@@ -40,8 +40,14 @@ BOUNDS: dict[str, Any] = {
     "breaker_threshold": 3,
     "breaker_cooldown": 0.5,
     "expire_after": 3600,
+    "write_behind": False,
 }
-"""The bounds every backend of the fault tests is built with."""
+"""The bounds every backend of the fault tests is built with.
+
+Writes are inline: an acknowledged entry (``result.stored``) is then one written, which
+:meth:`Harness.verify` checks (a queued entry is acknowledged before it is written, and a
+store failing meanwhile loses it, as documented).
+"""
 
 
 @attrs.define

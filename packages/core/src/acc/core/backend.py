@@ -58,6 +58,7 @@ from acc.core.flow.explain import ProbeCallable, explain_request
 from acc.core.flow.outcome import CacheResult
 from acc.core.flow.refresh import BackgroundRefreshes
 from acc.core.flow.send import SendCallable, SendExchange
+from acc.core.flow.writes import QueuedWrite, WriteBehind
 from acc.core.http.decisions import UNSET, RequestOptions, _Unset
 from acc.core.http.explain import Explanation
 from acc.core.http.policy import entry_storage_expiry
@@ -273,6 +274,17 @@ class CacheBackend:
         listeners: Callables that receive a :class:`~acc.core.events.CacheEvent` for each
             decision and each storage error, synchronously; what they raise is logged,
             never passed on (see :mod:`acc.core.events`).
+        write_behind: Store the entries of misses after their responses went back to
+            the caller, from a bounded queue (see :mod:`acc.core.flow.writes`): ``True``
+            (the default) queues at most 1,000 entries (and 64 MiB of body), a number sets
+            that bound, ``False`` (or 0) writes every entry before the response is
+            returned. A full queue writes inline; ``strict=True`` always writes inline, and
+            so do in-process stores (:class:`MemoryCache`), whose write costs no more
+            than queuing it.
+            Queued entries are served to this process's requests at once, written by
+            :meth:`flush` and :meth:`close`; a crash loses them.
+        write_close_timeout: Seconds :meth:`close` waits for queued writes before it
+            drops the rest (counted and logged).
 
     Every setting (``expire_after`` to ``strict``) is also an attribute: reading it gives
     the validated value, assigning it changes the setting on the live backend, checked as
@@ -298,6 +310,7 @@ class CacheBackend:
     secret_key: _Setting[tuple[str | bytes, ...] | None] = _Setting()
     autoclose: _Setting[bool] = _Setting()
     strict: _Setting[bool] = _Setting()
+    write_behind: _Setting[int] = _Setting()
 
     def __init__(
         self,
@@ -331,6 +344,8 @@ class CacheBackend:
         storage_budget: float | timedelta | None = DEFAULT_STORAGE_BUDGET,
         breaker_threshold: int | None = DEFAULT_BREAKER_THRESHOLD,
         breaker_cooldown: float | timedelta = DEFAULT_BREAKER_COOLDOWN,
+        write_behind: bool | int = True,
+        write_close_timeout: float = 10.0,
     ) -> None:
         self.settings = CacheSettings.build(
             cache_name=cache_name,
@@ -356,6 +371,7 @@ class CacheBackend:
             storage_budget=storage_budget,
             breaker_threshold=breaker_threshold,
             breaker_cooldown=breaker_cooldown,
+            write_behind=write_behind,
         )
         for name, store in (("responses", responses), ("redirects", redirects)):
             if store is not None and not isinstance(store, BaseCache):
@@ -374,16 +390,19 @@ class CacheBackend:
         if clock is not None and not callable(clock):
             raise ConfigError("clock", f"expected a callable returning a datetime, not {clock!r}")
         self._clock: Callable[[], datetime] = clock or utcnow
-        if (
-            isinstance(refresh_close_timeout, bool)
-            or not isinstance(refresh_close_timeout, (int, float))
-            or not refresh_close_timeout >= 0
+        for name, seconds in (
+            ("refresh_close_timeout", refresh_close_timeout),
+            ("write_close_timeout", write_close_timeout),
         ):
-            raise ConfigError(
-                "refresh_close_timeout",
-                f"expected seconds >= 0, not {refresh_close_timeout!r}",
-            )
+            if (
+                isinstance(seconds, bool)
+                or not isinstance(seconds, (int, float))
+                or not seconds >= 0
+            ):
+                raise ConfigError(name, f"expected seconds >= 0, not {seconds!r}")
         self.refresh_close_timeout = float(refresh_close_timeout)
+        self.write_close_timeout = float(write_close_timeout)
+        self._writes = WriteBehind(self._write_queued)
         self.stats = CacheStats()
         self.events = EventHub(listeners)
         self._outage = OutageLog()
@@ -741,8 +760,21 @@ class CacheBackend:
         It waits on storage for at most ``budget`` (by default a new
         :meth:`new_budget`), and not at all while the circuit breaker is open: either
         way it reads as ``None``.
+
+        An entry still waiting in the write-behind queue (see ``write_behind``) is
+        served as it was queued, before storage is asked.
         """
         self._check_open()
+        pending = self._writes.pending
+        if pending:  # an idle queue costs a read this one test
+            queued = pending.get(key)
+            if queued is not None:
+                if not queued.names:
+                    return queued.entry
+                variant = variant_key(queued.key, queued.names, request_headers)
+                queued = pending.get(variant)
+                if queued is not None and queued.store_key == variant:
+                    return queued.entry
         guard = self.read_guard
         if guard.state is not CLOSED and not guard.allow():
             self._storage_skipped("read", guard)
@@ -864,6 +896,93 @@ class CacheBackend:
             may prevent it).
         """
         self._check_open()
+        return await self._write_entry(key, entry, aliases, request_headers, keep_until, budget)
+
+    async def store_entry(
+        self,
+        key: str,
+        entry: CachedResponse,
+        *,
+        aliases: Iterable[str] = (),
+        request_headers: HeaderPairs = (),
+        keep_until: datetime | _Unset | None = UNSET,
+        budget: Budget | None = None,
+        on_written: Callable[[bool], None] | None = None,
+    ) -> bool:
+        """Store ``entry`` as :meth:`write_entry` does, behind the response when it may.
+
+        With ``write_behind`` on (and ``strict`` off) and a store outside this process
+        (in-process stores such as :class:`MemoryCache` write as fast as they would
+        queue, so they always write inline), the entry goes to the write-behind queue
+        and is written by its worker with a budget of its own; with it off, with
+        ``strict``, or when the queue is full, it is written now within ``budget``.
+
+        Args:
+            key: As for :meth:`write_entry`.
+            entry: As for :meth:`write_entry`.
+            aliases: As for :meth:`write_entry`.
+            request_headers: As for :meth:`write_entry`.
+            keep_until: As for :meth:`write_entry`.
+            budget: The request's storage budget, for a write made inline.
+            on_written: Called once with whether the entry was written: before this
+                returns when written inline, when the queued write ends otherwise.
+
+        Returns:
+            Whether the entry was written or queued to be written.
+        """
+        self._check_open()
+        settings = self.settings
+        if settings.write_behind and self._timed and not settings.strict:
+            if isinstance(keep_until, _Unset):
+                keep_until = entry_storage_expiry(entry, settings)
+            names = varying_headers(entry.headers) if settings.cache_control else ()
+            queued = QueuedWrite(
+                key,
+                entry,
+                variant_key(key, names, request_headers) if names else key,
+                names,
+                tuple(aliases),
+                request_headers,
+                keep_until,
+                on_written,
+            )
+            if self._writes.offer(queued, settings.write_behind):
+                return True
+            await self._writes.discard((key,))  # no older queued entry lands after this one
+        written = await self._write_entry(key, entry, aliases, request_headers, keep_until, budget)
+        if on_written is not None:
+            on_written(written)
+        return written
+
+    async def _write_queued(self, queued: QueuedWrite) -> bool:
+        """The write-behind queue's write: one entry, with a budget of its own."""
+        return await self._write_entry(
+            queued.key,
+            queued.entry,
+            queued.aliases,
+            queued.request_headers,
+            queued.keep_until,
+            None,
+        )
+
+    async def flush(self) -> None:
+        """Wait until every entry queued to be written behind its response is written.
+
+        Queued entries are served to this process's requests meanwhile; other processes
+        (and other backends on the same storage) see them once written. Maintenance
+        (:meth:`delete`, :meth:`clear`, ...) and :meth:`close` flush first.
+        """
+        await self._writes.flush()
+
+    async def _write_entry(
+        self,
+        key: str,
+        entry: CachedResponse,
+        aliases: Iterable[str],
+        request_headers: HeaderPairs,
+        keep_until: datetime | _Unset | None,
+        budget: Budget | None,
+    ) -> bool:
         guard = self.write_guard
         if guard.state is not CLOSED and not guard.allow():
             self._storage_skipped("write", guard)
@@ -951,13 +1070,15 @@ class CacheBackend:
         it is skipped.
         """
         self._check_open()
+        keys = list(dict.fromkeys(keys))
+        await self._writes.discard(keys)  # no write queued before puts one back after
         guard = self.write_guard
         if guard.state is not CLOSED and not guard.allow():
             self._storage_skipped("delete", guard)
             return
         if budget is None:
             budget = self.new_budget()
-        work = self._invalidate(list(dict.fromkeys(keys)))
+        work = self._invalidate(keys)
         await self._guarded("delete", work, budget, guard, guard.state is not CLOSED)
 
     async def _invalidate(self, keys: list[str]) -> None:
@@ -1148,12 +1269,21 @@ class CacheBackend:
         return maintenance.urls(self)
 
     async def close(self) -> None:
-        """Close both stores. Idempotent; later use raises :class:`BackendError`."""
+        """Close both stores. Idempotent; later use raises :class:`BackendError`.
+
+        Background refreshes end first (waited for ``refresh_close_timeout`` seconds),
+        then queued writes are written (waited for ``write_close_timeout`` seconds;
+        what is left is dropped, counted in ``stats.errors`` and logged).
+        """
         if self._closed:
             return
         self._closed = True
         try:
-            await self.refreshes.close(self.refresh_close_timeout)
+            try:
+                await self.refreshes.close(self.refresh_close_timeout)
+            finally:
+                dropped = await self._writes.close(self.write_close_timeout)
+                self.stats.errors += dropped
         finally:
             await self.responses.close()
         await self.redirects.close()

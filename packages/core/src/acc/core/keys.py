@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any, Final
@@ -147,7 +148,37 @@ def _normalize_memo(url: str, ignored_params: frozenset[str]) -> str:
     return _normalize(url, ignored_params)
 
 
+_CANONICAL_URL = re.compile(
+    r"(?:http|https)://[a-z0-9.-]+(?::([1-9][0-9]{0,4}))?"
+    r"/[A-Za-z0-9/%:@!$&'()*+,;=~._-]*"
+    r"(?:\?([A-Za-z0-9._~-]+=[A-Za-z0-9._~-]*(?:&[A-Za-z0-9._~-]+=[A-Za-z0-9._~-]*)*))?\Z"
+)
+"""A URL already in the form :func:`_normalize` gives, but for the port and query order."""
+
+
+def _already_normal(url: str, ignored_params: frozenset[str]) -> bool:
+    """Whether ``url`` is its own normal form (most URLs a client sends): no parsing then.
+
+    A lower-case http(s) URL with a plain host, a port that is not the default one, a
+    path of characters quoting keeps, and a query of ``name=value`` pairs of unreserved
+    characters, sorted by name, none of them ignored.
+    """
+    match = _CANONICAL_URL.match(url)
+    if match is None or "%" in url:  # a percent-escape's case may change: parse it
+        return False
+    port, query = match.groups()
+    if port is not None and (int(port) > 65535 or int(port) == (443 if url[4] == "s" else 80)):
+        return False
+    if query is not None:
+        names = [pair.partition("=")[0] for pair in query.split("&")]
+        if names != sorted(names) or not ignored_params.isdisjoint(names):
+            return False
+    return True
+
+
 def _normalize(url: str, ignored_params: frozenset[str]) -> str:
+    if _already_normal(url, ignored_params):
+        return url
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
@@ -337,6 +368,8 @@ def redact_url(url: str, ignored_params: frozenset[str]) -> str:
     ``ignored_params`` are the names whose values go: ``ignored_params`` and
     ``credential_params`` alike. ``url`` may be relative (a ``Location`` header).
     """
+    if "@" not in url and ("?" not in url or not ignored_params):
+        return url  # no user info, no query to redact: most URLs, without parsing
     parts = urlsplit(url)
     netloc = parts.netloc.rpartition("@")[2]
     query = parts.query

@@ -61,6 +61,7 @@ def past_storage_expiry(entry: CachedResponse, settings: CacheSettings, now: dat
 async def clear(backend: CacheBackend) -> None:
     """:meth:`CacheBackend.clear <acc.core.backend.CacheBackend.clear>`."""
     backend._check_open()
+    await backend.flush()  # queued writes first: what follows sees them
     await backend.responses.clear()
     await backend.redirects.clear()
 
@@ -83,6 +84,7 @@ async def delete(
 ) -> int:
     """:meth:`CacheBackend.delete <acc.core.backend.CacheBackend.delete>`."""
     backend._check_open()
+    await backend.flush()  # queued writes first: what follows sees them
     age = _older_than(older_than)
     if isinstance(urls, str):
         raise ConfigError("urls", "expected a list of URLs, not a single string")
@@ -170,12 +172,14 @@ async def _delete_dangling_batch(
 async def sweep_aliases(backend: CacheBackend) -> None:
     """Delete every alias and vary record that leads to no entry: one streaming pass."""
     backend._check_open()
+    await backend.flush()  # queued writes first: what follows sees them
     await _delete_dangling_records(backend, set())
 
 
 async def entries(backend: CacheBackend) -> AsyncIterator[StoredEntry]:
     """The readable entries, decoded, with their keys, sizes and whether they expired."""
     backend._check_open()
+    await backend.flush()  # queued writes first: what follows sees them
     now = backend.now()
     async for key, data in backend.responses.items():
         try:
@@ -206,6 +210,7 @@ async def delete_url(backend: CacheBackend, url: str, method: str) -> None:
 async def has_url(backend: CacheBackend, url: str, method: str) -> bool:
     """Whether a plain request for ``url`` has an entry or an alias."""
     backend._check_open()
+    await backend.flush()  # queued writes first: what follows sees them
     key = backend.url_key(url, method)
     return await backend.responses.contains(key) or await backend.redirects.contains(key)
 
@@ -245,6 +250,7 @@ async def urls(backend: CacheBackend) -> AsyncIterator[str]:
     signature) but not built (:meth:`~acc.core.codec.Codec.url_of`).
     """
     backend._check_open()
+    await backend.flush()  # queued writes first: what follows sees them
     others: set[str] = set()
     codec = backend.codec
     async for key, data in backend.responses.items():

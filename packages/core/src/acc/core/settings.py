@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_BREAKER_THRESHOLD",
     "DEFAULT_MAX_BODY_SIZE",
     "DEFAULT_STORAGE_BUDGET",
+    "DEFAULT_WRITE_QUEUE",
     "CacheSettings",
     "check_cache_name",
 ]
@@ -47,6 +48,9 @@ DEFAULT_BREAKER_THRESHOLD = 5
 """Consecutive storage failures (errors or timeouts) that open the circuit breaker."""
 DEFAULT_BREAKER_COOLDOWN = 10.0
 """Seconds storage is skipped once the breaker is open, before one request probes it."""
+
+DEFAULT_WRITE_QUEUE = 1000
+"""Entries at most waiting to be written behind their responses (``write_behind=True``)."""
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "QUERY"})
 
@@ -168,6 +172,19 @@ def _threshold(value: object) -> int | None:
     return value
 
 
+def _write_behind(value: object) -> int:
+    """Check ``write_behind``: off (``False``, 0), on (``True``), or a queue bound (entries)."""
+    if value is True:
+        return DEFAULT_WRITE_QUEUE
+    if value is False or value is None:
+        return 0
+    if isinstance(value, int) and value >= 0:
+        return value
+    raise ConfigError(
+        "write_behind", f"expected True, False or a number of entries >= 0, not {value!r}"
+    )
+
+
 def _stale_window(value: object, argument: str) -> bool | float:
     """Check a stale window (RFC 5861): off, any staleness, or a number of seconds.
 
@@ -200,7 +217,8 @@ class CacheSettings:
     ``True`` (any staleness) or a number of seconds. ``expire_after_set`` and
     ``allowed_codes_set`` say whether the user gave those two options (see the module
     docstring); unset, they hold the defaults of ``cache_control=False``. ``max_body_size``,
-    ``storage_budget`` and ``breaker_threshold`` are ``None`` when unbounded.
+    ``storage_budget`` and ``breaker_threshold`` are ``None`` when unbounded; ``write_behind``
+    is the bound of the write-behind queue in entries (0: every write inline).
     """
 
     cache_name: str = "acc-cache"
@@ -228,6 +246,7 @@ class CacheSettings:
     storage_budget: float | None = DEFAULT_STORAGE_BUDGET
     breaker_threshold: int | None = DEFAULT_BREAKER_THRESHOLD
     breaker_cooldown: float = DEFAULT_BREAKER_COOLDOWN
+    write_behind: int = DEFAULT_WRITE_QUEUE
     key_settings: KeySettings = attrs.field(factory=KeySettings)
 
     @property
@@ -267,6 +286,7 @@ class CacheSettings:
         storage_budget: object = DEFAULT_STORAGE_BUDGET,
         breaker_threshold: object = DEFAULT_BREAKER_THRESHOLD,
         breaker_cooldown: object = DEFAULT_BREAKER_COOLDOWN,
+        write_behind: object = True,
     ) -> CacheSettings:
         """Check every option and return the settings; ``ConfigError`` on the first bad one."""
         cache_name = check_cache_name(cache_name)
@@ -316,6 +336,7 @@ class CacheSettings:
             storage_budget=_seconds(storage_budget, "storage_budget", optional=True),
             breaker_threshold=_threshold(breaker_threshold),
             breaker_cooldown=_cooldown(breaker_cooldown),
+            write_behind=_write_behind(write_behind),
             key_settings=KeySettings(
                 ignored_params=ignored,
                 include_headers=include,

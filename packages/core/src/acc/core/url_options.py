@@ -75,6 +75,7 @@ CACHE_OPTIONS: OptionsTable = types.MappingProxyType(
         "storage_budget": float | None,
         "breaker_threshold": int | None,
         "breaker_cooldown": float,
+        "write_behind": bool | int,
     }
 )
 """The options of :class:`~acc.core.CacheBackend` a URL query may set (every backend's)."""

@@ -32,14 +32,20 @@ Rules this module keeps:
    and the seconds since the request arrived), and only when there are listeners is
    the event built or the time read.
 5. Time comes from the cache's clock (``now()``), never read deep inside: tests move it.
+6. A response goes back to the caller as soon as the network answered: its entry is
+   handed to the cache's write-behind queue (:mod:`acc.core.flow.writes`), which the
+   cache reads before storage, so followers of rule 3 and later requests of this process
+   are served it at once. The miss is logged (and its event sent) when the write ended,
+   with what became of it. A leader holding a cross-process fetch lock waits for the
+   write before it lets the lock go, as other processes then read storage.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import AsyncIterator, Iterable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import datetime
 from time import perf_counter
 from typing import Generic, NoReturn, Protocol
@@ -138,6 +144,24 @@ class FlowCache(Protocol):
         budget: Budget | None = None,
     ) -> bool:
         """Encode and write ``entry`` under ``key``; whether it was written."""
+        ...
+
+    async def store_entry(
+        self,
+        key: str,
+        entry: CachedResponse,
+        *,
+        aliases: Iterable[str] = (),
+        request_headers: HeaderPairs = (),
+        keep_until: datetime | None = None,
+        budget: Budget | None = None,
+        on_written: Callable[[bool], None] | None = None,
+    ) -> bool:
+        """Write ``entry``, or queue it to be written; whether it was written or queued."""
+        ...
+
+    async def flush(self) -> None:
+        """Wait for the writes queued so far."""
         ...
 
     async def invalidate(self, keys: Iterable[str], *, budget: Budget | None = None) -> None:
@@ -427,6 +451,8 @@ class RequestFlow:
         try:
             # A leader also coordinates with other processes (a no-op on most backends).
             lock = cache.fetch_lock(call.key) if leader else _no_lock()
+            # Other processes read storage once the lock is free: the write must be there.
+            locked = leader and not isinstance(lock, nullcontext)
             async with lock as waited_elsewhere:
                 if look_again or waited_elsewhere:
                     stored = await self._read(call.request, call.key, call.budget)
@@ -446,7 +472,10 @@ class RequestFlow:
                             started=call.started,
                         )
                 stale = decision.entry if isinstance(decision, Revalidate) else entry
-                return await self._exchange(call, decision, stale)
+                outcome = await self._exchange(call, decision, stale)
+                if locked:
+                    await cache.flush()
+                return outcome
         finally:
             if leader:
                 cache.inflight.done(call.key)
@@ -548,7 +577,7 @@ class RequestFlow:
             request_headers=call.request.headers,
         )
         if decision.store:
-            await cache.write_entry(
+            await cache.store_entry(
                 call.key,
                 refreshed if cache.settings.store_cookies else without_cookies(refreshed),
                 request_headers=call.request.headers,
@@ -636,29 +665,47 @@ class RequestFlow:
         if unfit is not None or not await self._passes_filter(entry):
             cache.stats.not_stored += 1
             why = f"it could not be served back ({unfit})" if unfit else "filter_fn refused it"
-            outcome, stored = f"not stored: {why}", False
-        else:
-            stored = await cache.write_entry(
-                call.key,
-                entry if settings.store_cookies else without_cookies(entry),
-                aliases=self._alias_keys(call.request, head),
-                request_headers=call.request.headers,
-                keep_until=decision.storage_expires,
-                budget=call.budget,
-            )
-            outcome = "stored" if stored else "not stored: storage refused it"
+            self._log_kept(call, head, fetched, len(body), f"not stored: {why}{note}", False)
+            return entry, False
+        report: Callable[[bool], None] | None = None
+        if cache.events.listeners or logger.isEnabledFor(logging.DEBUG):
+
+            def report(written: bool) -> None:  # once written, maybe after the response
+                outcome = "stored" if written else "not stored: storage refused it"
+                self._log_kept(call, head, fetched, len(body), outcome + note, written)
+
+        stored = await cache.store_entry(
+            call.key,
+            entry if settings.store_cookies else without_cookies(entry),
+            aliases=self._alias_keys(call.request, head),
+            request_headers=call.request.headers,
+            keep_until=decision.storage_expires,
+            budget=call.budget,
+            on_written=report,
+        )
+        return entry, stored
+
+    def _log_kept(
+        self,
+        call: _Request[LiveT],
+        head: ResponseHead,
+        fetched: str,
+        body_bytes: int,
+        outcome: str,
+        stored: bool,
+    ) -> None:
+        """The one log line (and event) of a miss whose body was read whole."""
         self._log(
             "miss",
             fetched,
-            outcome + note,
+            outcome,
             call.request,
             call.key,
             call.started,
             status=head.status,
             stored=stored,
-            body_bytes=len(body),
+            body_bytes=body_bytes,
         )
-        return entry, stored
 
     def _too_large(
         self, call: _Request[LiveT], live: LiveT, fetched: str, why: str

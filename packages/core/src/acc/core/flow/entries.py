@@ -130,6 +130,8 @@ _URL_CHARS = re.compile(r"[\x21-\x7e\x80-\ud7ff\ue000-\U0010ffff]+\Z")
 """Visible ASCII and non-ASCII text: no controls, no space, no surrogate."""
 _IPV4_LIKE = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+\Z")
 _HOST = re.compile(r"[A-Za-z0-9._~-]+\Z|\[[0-9A-Fa-f:.]+\]\Z")
+_PLAIN_URL = re.compile(r"(?i:https?)://([A-Za-z0-9._~:-]+)(?:[/?#]|\Z)")
+"""An http(s) URL whose netloc is a plain host and port: what ``urlsplit`` would find."""
 _MAX_URL = 65536
 """The longest URL kept (httpx refuses longer ones)."""
 
@@ -147,14 +149,25 @@ def _url_problem(url: str) -> str | None:
         return "the URL is too long"
     if not _URL_CHARS.match(url):
         return "the URL holds a control character, a space or a surrogate"
+    plain = _PLAIN_URL.match(url)
+    if plain is not None:  # most URLs: the host and port are known without parsing
+        return _netloc_problem(plain.group(1))
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError as exc:
         return f"the URL does not parse ({exc})"
     if parts.scheme.lower() not in ("http", "https"):
         return "the URL is not http(s)"
-    netloc = parts.netloc
+    return _netloc_problem(parts.netloc)
+
+
+@lru_cache(maxsize=1024)
+def _netloc_problem(netloc: str) -> str | None:
+    """What :func:`_url_problem` finds wrong with a URL's host and port (few: remembered)."""
+    try:
+        urlsplit(f"http://{netloc}").port  # noqa: B018 - ValueError: a port that is no number
+    except ValueError as exc:
+        return f"the URL does not parse ({exc})"
     host = netloc[: netloc.find("]") + 1] if netloc.startswith("[") else netloc.partition(":")[0]
     if "@" in netloc or not _HOST.match(host) or netloc[len(host) : len(host) + 1] not in ("", ":"):
         return "the URL has no valid host"

@@ -37,7 +37,8 @@ class Outcome(Generic[LiveT]):
         revalidated: Whether a ``304 Not Modified`` just confirmed the entry.
         stale: Whether the entry was served stale (stale-while-revalidate,
             stale-if-error, or a request ``max-stale``).
-        stored: Whether the network's response was written to the cache.
+        stored: Whether the network's response was written to the cache, or queued to
+            be written behind the response (``write_behind``).
     """
 
     entry: CachedResponse | None = None
@@ -62,7 +63,11 @@ class CacheResult:
             request ``max-stale``).
         cache_key: The request's key, or ``None`` when the cache was not consulted (a
             method not in ``allowed_methods``).
-        stored: Whether the response ``send`` returned was written to the cache.
+        stored: Whether the response ``send`` returned was written to the cache, or
+            queued to be written right after (``write_behind``, the default): a queued
+            entry is served to this process's requests at once, and a queued write that
+            then fails is counted in ``stats.errors`` and logged, as an inline one is.
+            ``await backend.flush()`` waits until queued entries are written.
     """
 
     response: CachedResponse

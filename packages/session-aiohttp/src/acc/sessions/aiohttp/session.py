@@ -139,7 +139,8 @@ class CacheMixin:
     async def close(self) -> None:
         """Close the session, and the backend when its ``autoclose`` setting is true.
 
-        Background refreshes go first: they need the connections the session owns.
+        Background refreshes go first: they need the connections the session owns. A
+        backend left open still writes what its write-behind queue holds first.
         """
         try:
             await self._acc_refreshes.close(self.refresh_close_timeout)
@@ -149,6 +150,8 @@ class CacheMixin:
             finally:
                 if self.cache.settings.autoclose:
                     await self.cache.close()
+                elif not self.cache.closed:
+                    await self.cache.flush()
 
     async def _request(
         self,

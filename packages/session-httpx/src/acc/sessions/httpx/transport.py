@@ -174,7 +174,8 @@ class CacheTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         """Close the refreshes, then the inner transport, then the backend (rule 2).
 
-        The backend is closed only when its ``autoclose`` setting is true.
+        The backend is closed only when its ``autoclose`` setting is true; otherwise the
+        entries this client's responses left in its write-behind queue are written.
         """
         if not self._owner:
             await self.transport.aclose()
@@ -188,6 +189,8 @@ class CacheTransport(httpx.AsyncBaseTransport):
             finally:
                 if shared.cache.settings.autoclose:
                     await shared.cache.close()
+                elif not shared.cache.closed:
+                    await shared.cache.flush()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.transport!r}, cache={self.cache!r})"
