@@ -206,6 +206,7 @@ async def test_a_corrupt_large_sqlite_entry_reads_as_a_miss(big_origin, tmp_path
     async with CachedSession(cache=SQLiteBackend(str(path))) as session:
         async with session.get(big_origin("/binary")) as miss:
             assert await miss.read() == BINARY
+        await session.cache.flush()  # the write behind the response has landed
         with sqlite3.connect(path) as raw:  # flip one byte of the stored value
             (value,) = raw.execute("SELECT value FROM responses").fetchone()
             at = len(value) - 1000 if where == "body" else 30
