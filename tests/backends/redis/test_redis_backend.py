@@ -182,8 +182,9 @@ async def test_read_many_is_one_round_trip_even_across_batches(redis_url: str) -
     try:
         keys = [f"k{i}" for i in range(1200)]
         await store.bulk_delete(keys)  # warms the connection (its handshake is sent now)
-        for key in keys[::2]:
+        for key in keys[::2]:  # on the auto-pipeline's own connection
             await store.write(key, key.encode())
+        await store.read_many(keys[:1])  # warms a pooled connection again
         CountingConnection.sent.clear()
         values = await store.read_many(keys)
         assert len(CountingConnection.sent) == 1  # three MGETs of <=500 keys, one pipeline

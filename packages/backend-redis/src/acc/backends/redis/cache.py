@@ -138,18 +138,24 @@ class RedisCache(BaseCache):
         return redis_key[len(self.prefix) :].decode("utf-8", "surrogateescape")
 
     async def _run(self, operation: str, *command: Any) -> Any:
+        """One single-key command, through the automatic pipeline when it is on."""
         self._ensure_open()
-        return await self.connection.run(operation, *command)
+        return await self.connection.call(operation, *command)
 
     async def _scan(self, operation: str) -> AsyncIterator[list[bytes]]:
-        """Pages of this namespace's Redis keys, each key once."""
+        """Pages of this namespace's Redis keys, in the memory of one page.
+
+        ``SCAN`` returns every key that exists throughout the scan at least once, and a
+        key twice only when the server resizes its hash table meanwhile. Remembering
+        every key seen to hide that rare repeat would cost memory that grows with the
+        cache (hundreds of MiB at a million keys), so only a page's own repeats are
+        dropped: a key may come twice across pages. Every caller here tolerates that
+        (``clear``/``delete_expired`` unlink a key twice; ``size`` is an estimate while
+        the server rehashes; ``keys``/``items`` say so).
+        """
         self._ensure_open()
-        seen: set[bytes] = set()
         async for page in self.connection.scan(operation, self._match, self.scan_count):
-            fresh = [key for key in page if key not in seen]
-            seen.update(fresh)
-            if fresh:
-                yield fresh
+            yield list(dict.fromkeys(page))
 
     async def _mget(self, operation: str, redis_keys: Sequence[bytes]) -> dict[bytes, bytes]:
         """The values of ``redis_keys`` that exist: one round trip (MGET per slot group)."""
@@ -169,7 +175,11 @@ class RedisCache(BaseCache):
     # -- the port -----------------------------------------------------------------------------
 
     async def read(self, key: str) -> bytes | None:
-        """Return the value under ``key``, or ``None`` (Redis hides expired keys)."""
+        """Return the value under ``key``, or ``None`` (Redis hides expired keys).
+
+        With ``auto_pipeline`` (the default), the reads of every task in one loop
+        iteration are one ``MGET``.
+        """
         value = await self._run("read", "GET", self.redis_key(key))
         return None if value is None else bytes(value)
 
@@ -230,7 +240,9 @@ class RedisCache(BaseCache):
             for start in range(0, len(view), _PIECE):
                 piece = view[start : start + _PIECE]
                 if first:
-                    await self._run("write", "SET", temporary, piece, "PX", _PARTIAL_TTL_MS)
+                    await self.connection.run(  # not pipelined: a 1 MiB piece would hold
+                        "write", "SET", temporary, piece, "PX", _PARTIAL_TTL_MS  # up others
+                    )
                     first = False
                 else:  # each piece gives the partial value another minute
                     await self.connection.batch(
@@ -264,13 +276,21 @@ class RedisCache(BaseCache):
         return count
 
     async def keys(self) -> AsyncIterator[str]:
-        """Iterate over this namespace's keys (``SCAN``; no order; each key once)."""
+        """Iterate over this namespace's keys (``SCAN``, a page at a time; no order).
+
+        Memory stays that of one page, whatever the size of the cache. A key may come
+        twice if the server resizes its hash table during the iteration (``SCAN``'s
+        own guarantee; see :meth:`_scan`); a caller that must see each key once dedupes.
+        """
         async for page in self._scan("keys"):
             for redis_key in page:
                 yield self._entry_key(redis_key)
 
     async def items(self) -> AsyncIterator[tuple[str, bytes]]:
-        """Iterate over ``(key, value)`` pairs: a ``SCAN`` page, then its values at once."""
+        """Iterate over ``(key, value)`` pairs: a ``SCAN`` page, then its values at once.
+
+        As with :meth:`keys`, a pair may come twice while the server rehashes.
+        """
         async for page in self._scan("items"):
             found = await self._mget("items", page)
             for redis_key in page:
@@ -281,15 +301,22 @@ class RedisCache(BaseCache):
     async def delete_expired(self, now: float) -> int | None:
         """Remove the entries whose expiry is at or before ``now``.
 
-        Redis drops entries past their expiry by itself, so with ``now`` the current
-        time this finds nothing; it matters for a ``now`` ahead of the clock. Each page of
-        keys costs one round trip for their ``PEXPIRETIME`` and one for the ``UNLINK``.
+        Redis drops entries past their expiry by itself (a key past its deadline is
+        never returned, whether or not its memory was reclaimed yet), so when ``now`` is
+        not ahead of the server's clock (``TIME``, one round trip) there is nothing to
+        do: this returns 0 at once, whatever the size of the cache. Only a ``now`` ahead
+        of the server's clock (an injected test clock, or a client clock running fast)
+        walks the namespace: each page of keys costs one round trip for their
+        ``PEXPIRETIME`` and one for the ``UNLINK``.
 
         Returns:
             The number removed, or ``None`` on a server without ``PEXPIRETIME`` (before
             Redis 7), where the caller decides by decoding the entries.
         """
         limit = now * 1000
+        self._ensure_open()
+        if limit <= await self.connection.server_time_ms("delete_expired"):
+            return 0
         removed = 0
         async for page in self._scan("delete_expired"):
             try:

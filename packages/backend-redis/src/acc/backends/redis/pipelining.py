@@ -1,0 +1,227 @@
+"""Automatic pipelining: the commands many tasks issue in one loop iteration go together.
+
+:class:`AutoPipeline` is what ioredis calls auto-pipelining, for redis-py's asyncio client.
+A store hands it one command at a time (``GET``, ``SET ... PXAT``, ``UNLINK``, ``EXISTS``)
+and awaits the reply; the rules it keeps:
+
+* **No added wait.** The first command of a loop iteration starts the flusher task,
+  which runs once the callbacks already ready in that iteration have run: the commands
+  those issue join the batch, and the batch is sent in the next iteration. No timer
+  is ever involved, so a lone command (a sequential request) goes out at once.
+* **One batch in flight.** While a batch awaits its replies, new commands queue and
+  form the next batch (so the batches grow with the load, as Nagle's algorithm does).
+  A batch holds at most :data:`MAX_BATCH` commands; the rest wait for the next one.
+* **One round trip.** Consecutive ``GET``s merge into one ``MGET`` (on a cluster, one
+  per hash slot); every command of a batch is sent in one pipeline. Order is kept, so
+  a read issued after a write of the same key sees what was written.
+* **Errors stay per caller.** A batch that fails as a whole (the server is gone, a
+  timeout) fails each of its callers with the error its command alone would have
+  raised (:class:`BackendUnavailable` or :class:`BackendError`, naming the caller's
+  operation); an error reply to one command goes to that command's caller only.
+* **Cancellation stays per caller.** A caller cancelled while it waits gives up its
+  reply, never the batch: the others get theirs.
+* **Closing drains.** :meth:`AutoPipeline.close` waits for the commands already
+  accepted; the store refuses new ones before that (it is closed).
+
+On a single server the flusher holds one connection of the client's pool for itself,
+and sends each batch with the connection's own ``pack_commands`` /
+``send_packed_command`` / ``read_response``, under the connection's ``retry`` policy:
+no pool checkout per command. On a cluster it sends each batch as a cluster pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from redis import exceptions as redis_errors
+
+from acc.core.errors import BackendError
+
+if TYPE_CHECKING:
+    from acc.backends.redis.connection import RedisConnection
+
+__all__ = ["MAX_BATCH", "AutoPipeline"]
+
+MAX_BATCH = 500
+"""Commands per batch at most: big enough to amortise, small enough to never block Redis."""
+
+
+class _Call:
+    """One command a caller waits for."""
+
+    __slots__ = ("command", "future", "operation")
+
+    def __init__(
+        self, operation: str, command: tuple[Any, ...], future: asyncio.Future[Any]
+    ) -> None:
+        self.operation = operation
+        self.command = command
+        self.future = future
+
+
+class AutoPipeline:
+    """Batches the commands of one :class:`RedisConnection`, per loop iteration.
+
+    Args:
+        connection: Whose client sends the batches and whose error rules apply.
+    """
+
+    def __init__(self, connection: RedisConnection) -> None:
+        self.connection = connection
+        self._pending: list[_Call] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wire: Any = None  # the connection the flusher holds (a single server)
+        self.batches = 0
+        """Batches sent so far (each one round trip, or one per node of a cluster)."""
+
+    def call(self, operation: str, *command: Any) -> asyncio.Future[Any]:
+        """Queue ``command``; the future gets its reply (already parsed by the driver).
+
+        ``GET`` replies are ``bytes`` or ``None``; other commands' replies are the raw
+        protocol replies (``b"OK"``, an ``int``).
+        """
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # first use, or a new event loop: start afresh
+            self._loop = loop
+            self._pending = []
+            self._flusher = None
+            self._wire = None
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append(_Call(operation, command, future))
+        if self._flusher is None:
+            self._flusher = loop.create_task(self._flush())
+        return future
+
+    async def close(self) -> None:
+        """Wait for the commands already queued, then give back the held connection."""
+        flusher = self._flusher
+        if flusher is not None and flusher.get_loop() is _running_loop():
+            await asyncio.wait([flusher])
+        wire, self._wire = self._wire, None
+        if wire is not None and self._loop is _running_loop():
+            pool = getattr(self.connection.client, "connection_pool", None)
+            if pool is not None:
+                try:
+                    await pool.release(wire)
+                except Exception:  # noqa: BLE001 - a broken connection is dropped anyway
+                    await wire.disconnect(nowait=True)
+
+    # -- the flusher ------------------------------------------------------------------------
+
+    async def _flush(self) -> None:
+        """Send the queued commands, a batch at a time, until none is left."""
+        try:
+            while self._pending:
+                calls = self._pending[:MAX_BATCH]
+                del self._pending[:MAX_BATCH]
+                await self._send(calls)
+        finally:
+            self._flusher = None
+
+    async def _send(self, calls: list[_Call]) -> None:
+        plan = _plan(calls, self.connection.by_slot)
+        self.batches += 1
+        try:
+            commands = [command for command, _callers in plan]
+            if self.connection.is_cluster:
+                replies = await self.connection.replies("pipeline", commands)
+            else:
+                replies = await self._exchange(commands)
+        except BaseException as exc:
+            for call in calls:
+                _fail(call, self.connection.translate(call.operation, exc))
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        for (command, callers), reply in zip(plan, replies, strict=True):
+            if isinstance(reply, BaseException):
+                for group in callers:
+                    for call in group:
+                        _fail(call, self.connection.translate(call.operation, reply))
+            elif command[0] == "MGET":  # one value per key, for each caller of that key
+                for group, value in zip(callers, reply, strict=True):
+                    for call in group:
+                        _succeed(call, value)
+            else:
+                for call in callers[0]:
+                    _succeed(call, reply)
+
+    async def _exchange(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Send ``commands`` on the held connection at once; read a reply for each.
+
+        A connection error (a restarted server) is retried by the connection's own
+        policy, the whole batch again (every command acc batches is idempotent).
+        """
+        wire = self._wire
+        if wire is None:
+            pool = self.connection.client.connection_pool  # type: ignore[union-attr]
+            wire = self._wire = await pool.get_connection()
+        packed = wire.pack_commands(commands)
+
+        async def attempt() -> list[Any]:
+            await wire.send_packed_command(packed)
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(await wire.read_response())
+                except redis_errors.ResponseError as exc:  # the rest are still to read
+                    replies.append(exc)
+            return replies
+
+        async def failed(_error: BaseException) -> None:
+            await wire.disconnect()
+
+        result: list[Any] = await wire.retry.call_with_retry(attempt, failed)
+        return result
+
+
+_Plan = list[tuple[tuple[Any, ...], list[list[_Call]]]]
+
+
+def _plan(calls: list[_Call], by_slot: Callable[[Iterable[bytes]], list[list[bytes]]]) -> _Plan:
+    """The commands to send for ``calls``, each with the callers of its reply.
+
+    Runs of ``GET`` become ``MGET``s (grouped by hash slot on a cluster), with the
+    callers of each key (a key asked for twice is sent once); every other command is
+    sent as it is, in the callers' order.
+    """
+    plan: _Plan = []
+    run: dict[bytes, list[_Call]] = {}
+
+    def close_run() -> None:
+        if len(run) == 1:
+            (key, callers), = run.items()
+            plan.append((("GET", key), [callers]))
+        elif run:
+            for group in by_slot(run):
+                plan.append((("MGET", *group), [run[key] for key in group]))
+        run.clear()
+
+    for call in calls:
+        if call.command[0] == "GET":
+            run.setdefault(call.command[1], []).append(call)
+            continue
+        close_run()
+        plan.append((call.command, [[call]]))
+    close_run()
+    return plan
+
+
+def _succeed(call: _Call, reply: Any) -> None:
+    if not call.future.done():  # a caller cancelled meanwhile gave up its reply
+        call.future.set_result(reply)
+
+
+def _fail(call: _Call, error: BaseException) -> None:
+    if not call.future.done():
+        call.future.set_exception(error)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
