@@ -81,6 +81,24 @@ NO_BACKEND = "none"
 
 REDIS_URL = os.environ.get("ACC_BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 """The Redis database the benchmark uses (and clears): database 15 by default."""
+REDIS_PARSER = os.environ.get("ACC_BENCH_REDIS_PARSER", "default")
+"""``python``: acc's Redis client parses replies in pure Python even with hiredis installed
+(the bench env installs it, and redis-py then uses it for every client, the rivals' too);
+``default``: redis-py's own choice. So one run with each measures acc with and without
+``acc-backend-redis[hiredis]``."""
+
+
+def _redis_options() -> dict[str, Any]:
+    if REDIS_PARSER == "default":
+        return {}
+    if REDIS_PARSER != "python":
+        raise ValueError(
+            f"ACC_BENCH_REDIS_PARSER: expected default or python, not {REDIS_PARSER!r}"
+        )
+    from redis.asyncio import connection
+
+    python_parser = getattr(connection, "_AsyncRESP2Parser")  # noqa: B009 - redis-py's own
+    return {"connection_options": {"parser_class": python_parser}}
 
 
 def client_unavailable(client: str) -> str | None:
@@ -159,7 +177,9 @@ async def _acc_cache(
 
         cache = SQLiteBackend(_sqlite_file(workdir, name, fresh), near_cache=near_cache)
     elif backend == "redis":
-        cache = CacheBackend.from_url(REDIS_URL, cache_name=f"bench-{name}", near_cache=near_cache)
+        cache = CacheBackend.from_url(
+            REDIS_URL, cache_name=f"bench-{name}", near_cache=near_cache, **_redis_options()
+        )
         if fresh:
             await cache.clear()
     else:

@@ -283,7 +283,7 @@ async def test_the_hiredis_extra_gives_redis_py_its_parser(store: RedisCache) ->
     assert HIREDIS_AVAILABLE
     assert "Hiredis" in DefaultParser.__name__
     await store.write("k", b"v")
-    assert await asyncio.gather(store.read("k"), store.read("k")) == [b"v", b"v"]
+    assert list(await asyncio.gather(store.read("k"), store.read("k"))) == [b"v", b"v"]
 
 
 # -- maintenance ---------------------------------------------------------------------------

@@ -240,8 +240,9 @@ class RedisCache(BaseCache):
             for start in range(0, len(view), _PIECE):
                 piece = view[start : start + _PIECE]
                 if first:
-                    await self.connection.run(  # not pipelined: a 1 MiB piece would hold
-                        "write", "SET", temporary, piece, "PX", _PARTIAL_TTL_MS  # up others
+                    # Not pipelined: a 1 MiB piece would hold up the small commands.
+                    await self.connection.run(
+                        "write", "SET", temporary, piece, "PX", _PARTIAL_TTL_MS
                     )
                     first = False
                 else:  # each piece gives the partial value another minute

@@ -80,6 +80,7 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncio.TimeoutError,
     OSError,
 )
+_TRANSLATED: tuple[type[BaseException], ...] = (*_UNAVAILABLE, redis_errors.RedisError)
 
 
 def _number(name: str, value: object, *, allow_none: bool = True, upper: float = 3600) -> Any:
@@ -356,7 +357,7 @@ class RedisConnection(SharedConnection):
             yield
         except BackendError:
             raise
-        except (*_UNAVAILABLE, redis_errors.RedisError) as exc:
+        except _TRANSLATED as exc:
             raise self.translate(operation, exc) from exc
 
     def translate(self, operation: str, error: BaseException) -> BackendError:

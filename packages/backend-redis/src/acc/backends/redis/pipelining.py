@@ -32,12 +32,11 @@ no pool checkout per command. On a cluster it sends each batch as a cluster pipe
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from redis import exceptions as redis_errors
-
-from acc.core.errors import BackendError
 
 if TYPE_CHECKING:
     from acc.backends.redis.connection import RedisConnection
@@ -106,7 +105,7 @@ class AutoPipeline:
             if pool is not None:
                 try:
                     await pool.release(wire)
-                except Exception:  # noqa: BLE001 - a broken connection is dropped anyway
+                except Exception:  # a broken connection is dropped anyway
                     await wire.disconnect(nowait=True)
 
     # -- the flusher ------------------------------------------------------------------------
@@ -157,8 +156,7 @@ class AutoPipeline:
         """
         wire = self._wire
         if wire is None:
-            pool = self.connection.client.connection_pool  # type: ignore[union-attr]
-            wire = self._wire = await pool.get_connection()
+            wire = self._wire = await _checkout(self.connection.client.connection_pool)  # type: ignore[union-attr]
         packed = wire.pack_commands(commands)
 
         async def attempt() -> list[Any]:
@@ -193,7 +191,7 @@ def _plan(calls: list[_Call], by_slot: Callable[[Iterable[bytes]], list[list[byt
 
     def close_run() -> None:
         if len(run) == 1:
-            (key, callers), = run.items()
+            ((key, callers),) = run.items()
             plan.append((("GET", key), [callers]))
         elif run:
             for group in by_slot(run):
@@ -208,6 +206,14 @@ def _plan(calls: list[_Call], by_slot: Callable[[Iterable[bytes]], list[list[byt
         plan.append((call.command, [[call]]))
     close_run()
     return plan
+
+
+async def _checkout(pool: Any) -> Any:
+    """A connection of ``pool`` to hold (redis-py before 5.3 wants a command name)."""
+    wanted = inspect.signature(pool.get_connection).parameters.get("command_name")
+    if wanted is not None and wanted.default is inspect.Parameter.empty:
+        return await pool.get_connection("MGET")
+    return await pool.get_connection()
 
 
 def _succeed(call: _Call, reply: Any) -> None:
