@@ -88,7 +88,9 @@ class RedisCache(BaseCache):
     native_ttl: ClassVar[bool] = True
     persistent: ClassVar[bool] = True  # entries outlive the process (a server's lifetime)
     shared_across_processes: ClassVar[bool] = True
-    cancels_promptly = True  # redis-py drops the connection of a cancelled command
+    # A cancelled caller gives up its pipelined reply at once (redis-py drops the
+    # connection of a cancelled command when auto_pipeline is off).
+    cancels_promptly = True
 
     scan_count: ClassVar[int] = 1000
     """The ``COUNT`` hint of each ``SCAN``: keys looked at per round trip."""

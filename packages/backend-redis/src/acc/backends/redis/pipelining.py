@@ -19,7 +19,8 @@ and awaits the reply; the rules it keeps:
   raised (:class:`BackendUnavailable` or :class:`BackendError`, naming the caller's
   operation); an error reply to one command goes to that command's caller only.
 * **Cancellation stays per caller.** A caller cancelled while it waits gives up its
-  reply, never the batch: the others get theirs.
+  reply, never the batch: the others get theirs. A command whose caller gave up before
+  its batch left is not sent.
 * **Closing drains.** :meth:`AutoPipeline.close` waits for the commands already
   accepted; the store refuses new ones before that (it is closed).
 
@@ -114,9 +115,13 @@ class AutoPipeline:
         """Send the queued commands, a batch at a time, until none is left."""
         try:
             while self._pending:
-                calls = self._pending[:MAX_BATCH]
+                batch = self._pending[:MAX_BATCH]
                 del self._pending[:MAX_BATCH]
-                await self._send(calls)
+                # A caller that gave up before its command left (cancelled, or out of its
+                # storage budget while the server was slow) is not sent at all.
+                calls = [call for call in batch if not call.future.done()]
+                if calls:
+                    await self._send(calls)
         finally:
             self._flusher = None
 
