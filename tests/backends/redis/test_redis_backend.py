@@ -18,7 +18,12 @@ import pytest
 from acc_services.redis import RedisServer
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
+from redis.asyncio.connection import (
+    Connection,
+    DefaultParser,
+    SSLConnection,
+    UnixDomainSocketConnection,
+)
 
 from acc.backends.redis import RedisBackend, RedisCache, RedisConnection
 from acc.core import BackendError, CacheBackend, CachedResponse, ConfigError
@@ -343,6 +348,10 @@ def test_connection_options_are_checked_when_the_backend_is_built() -> None:
         RedisBackend("c", connection_options={"decode_responses": True})
     cache = RedisBackend("c", connection_options={"ssl_ca_certs": None, "client_name": "x"})
     assert _single(cache).connection_pool.connection_kwargs["client_name"] == "x"
+    # Options of the connection's base class are the connection's too.
+    parser = DefaultParser
+    cache = RedisBackend("c", connection_options={"parser_class": parser})
+    assert _single(cache).connection_pool.connection_kwargs["parser_class"] is parser
 
 
 def test_cluster_cannot_use_a_unix_socket_or_another_database() -> None:

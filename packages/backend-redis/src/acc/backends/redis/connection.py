@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 
 from redis import exceptions as redis_errors
 from redis.asyncio import BlockingConnectionPool, Connection, Redis
+from redis.asyncio import connection as redis_connection
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -115,7 +116,9 @@ def _check_driver_options(
         ConfigError: An option acc sets with its own argument, or ``decode_responses``.
     """
     known: set[str] = {"connection_class", "timeout"}
-    for target in (client_class, BlockingConnectionPool, Connection):
+    # A connection takes its base class's options too (parser_class, health_check_interval).
+    base = getattr(redis_connection, "AbstractConnection", Connection)
+    for target in (client_class, BlockingConnectionPool, Connection, base):
         known.update(inspect.signature(target).parameters)
     for name in options:
         if name in _OWN_ARGUMENTS:
