@@ -369,6 +369,9 @@ class RedisConnection(SharedConnection):
         Unreachable, timed out or cluster down: :class:`BackendUnavailable`; anything
         else (an error reply, a cancelled batch): :class:`BackendError`.
         """
+        cause = error.__cause__
+        if isinstance(error, BackendError) and isinstance(cause, _TRANSLATED):
+            error = cause  # translated for another operation: name this one
         kind = BackendUnavailable if isinstance(error, _UNAVAILABLE) else BackendError
         if isinstance(error, BackendError):
             message = str(error)

@@ -122,6 +122,11 @@ class AutoPipeline:
                 calls = [call for call in batch if not call.future.done()]
                 if calls:
                     await self._send(calls)
+        except BaseException as exc:  # cancelled (the loop is closing): no caller may hang
+            left, self._pending = self._pending, []
+            for call in left:
+                _fail(call, self.connection.translate(call.operation, exc))
+            raise
         finally:
             self._flusher = None
 
