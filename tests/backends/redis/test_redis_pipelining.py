@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import pytest
 from acc_services.redis import RedisServer
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.connection import Connection
 
 from acc.backends.redis import RedisBackend, RedisCache, RedisConnection
@@ -223,6 +223,20 @@ async def test_a_closed_store_raises_and_close_drains_queued_writes(
     assert await raw.get(f"{store.prefix.decode()}k4") == b"v"
     with pytest.raises(BackendError, match="closed"):
         await store.read("k4")
+
+
+async def test_a_pool_of_one_connection_is_not_held_by_the_pipeline(server: RedisServer) -> None:
+    pool = BlockingConnectionPool.from_url(server.url, max_connections=1, timeout=5)
+    client = Redis.from_pool(pool)
+    store = RedisCache(unique(), "responses", client=client)
+    try:
+        await asyncio.gather(*(store.write(f"k{i}", b"v") for i in range(5)))
+        assert await store.read("k1") == b"v"
+        assert await store.size() == 5  # SCAN gets the pool's only connection
+        await store.clear()
+    finally:
+        await store.close()
+        await client.aclose()
 
 
 # -- the option ----------------------------------------------------------------------------

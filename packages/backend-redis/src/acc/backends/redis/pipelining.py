@@ -131,32 +131,32 @@ class AutoPipeline:
             self._flusher = None
 
     async def _send(self, calls: list[_Call]) -> None:
-        plan = _plan(calls, self.connection.by_slot)
+        """Send one batch and hand each caller its reply; no caller is left waiting."""
         self.batches += 1
         try:
+            plan = _plan(calls, self.connection.by_slot)
             commands = [command for command, _callers in plan]
             if self.connection.is_cluster:
                 replies = await self.connection.replies("pipeline", commands)
             else:
                 replies = await self._exchange(commands)
-        except BaseException as exc:
+            for (command, callers), reply in zip(plan, replies, strict=True):
+                if isinstance(reply, BaseException):
+                    for group in callers:
+                        for call in group:
+                            _fail(call, self.connection.translate(call.operation, reply))
+                elif command[0] == "MGET":  # one value per key, for each caller of that key
+                    for group, value in zip(callers, reply, strict=True):
+                        for call in group:
+                            _succeed(call, value)
+                else:
+                    for call in callers[0]:
+                        _succeed(call, reply)
+        except BaseException as exc:  # the batch as a whole failed: so does each command
             for call in calls:
                 _fail(call, self.connection.translate(call.operation, exc))
             if isinstance(exc, asyncio.CancelledError):
                 raise
-            return
-        for (command, callers), reply in zip(plan, replies, strict=True):
-            if isinstance(reply, BaseException):
-                for group in callers:
-                    for call in group:
-                        _fail(call, self.connection.translate(call.operation, reply))
-            elif command[0] == "MGET":  # one value per key, for each caller of that key
-                for group, value in zip(callers, reply, strict=True):
-                    for call in group:
-                        _succeed(call, value)
-            else:
-                for call in callers[0]:
-                    _succeed(call, reply)
 
     async def _exchange(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
         """Send ``commands`` on the held connection at once; read a reply for each.
@@ -164,9 +164,22 @@ class AutoPipeline:
         A connection error (a restarted server) is retried by the connection's own
         policy, the whole batch again (every command acc batches is idempotent).
         """
+        pool = self.connection.client.connection_pool  # type: ignore[union-attr]
         wire = self._wire
         if wire is None:
-            wire = self._wire = await _checkout(self.connection.client.connection_pool)  # type: ignore[union-attr]
+            wire = await _checkout(pool)
+        # The connection is kept for the next batch, unless it is the pool's only one
+        # (a client of the user's with max_connections=1): other commands need it too.
+        keep = getattr(pool, "max_connections", 2) > 1
+        self._wire = wire if keep else None
+        try:
+            return await self._exchange_on(wire, commands)
+        finally:
+            if not keep:
+                await pool.release(wire)
+
+    @staticmethod
+    async def _exchange_on(wire: Any, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
         packed = wire.pack_commands(commands)
 
         async def attempt() -> list[Any]:
