@@ -7,15 +7,21 @@ its nodes; it also means no command ever loads a whole namespace.
 
 * ``write`` sets value and expiry in one ``SET ... PXAT`` (milliseconds since the epoch,
   from ``expires_at``); an entry written already expired is removed instead.
+* ``read``, ``write``, ``delete`` and ``contains`` are single-key commands that go
+  through the connection's automatic pipeline (unless ``auto_pipeline=False``): the
+  reads of concurrent tasks become one ``MGET``, their writes share its round trip.
 * ``read_many`` is one ``MGET`` (on a cluster, one per hash slot, sent in one pipeline).
 * ``keys``, ``size``, ``clear`` walk the namespace with ``SCAN MATCH <prefix>*`` (never
-  ``KEYS``, which blocks the server), on every primary of a cluster; the prefix is
-  glob-escaped, so a cache named ``a*`` never matches the keys of a cache named ``ab``.
+  ``KEYS``, which blocks the server), on every primary of a cluster, holding one page of
+  keys at a time; the prefix is glob-escaped, so a cache named ``a*`` never matches the
+  keys of a cache named ``ab``.
+* ``delete_expired`` does nothing (one ``TIME``) unless asked about a time ahead of the
+  server's clock: Redis has already expired everything due before it.
 * deletions use ``UNLINK`` (the memory is freed in the background) in batches of 500
   keys, all batches in one round trip.
 
 Only core commands are used (``SET``, ``GET``, ``MGET``, ``EXISTS``, ``UNLINK``, ``SCAN``,
-``PEXPIRETIME``, ``EVAL`` for the lock), so Valkey and DragonflyDB work as well.
+``TIME``, ``PEXPIRETIME``, ``EVAL`` for the lock), so Valkey and DragonflyDB work as well.
 """
 
 from __future__ import annotations
