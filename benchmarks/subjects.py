@@ -28,6 +28,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -82,23 +83,16 @@ NO_BACKEND = "none"
 REDIS_URL = os.environ.get("ACC_BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 """The Redis database the benchmark uses (and clears): database 15 by default."""
 REDIS_PARSER = os.environ.get("ACC_BENCH_REDIS_PARSER", "default")
-"""``python``: acc's Redis client parses replies in pure Python even with hiredis installed
-(the bench env installs it, and redis-py then uses it for every client, the rivals' too);
-``default``: redis-py's own choice. So one run with each measures acc with and without
-``acc-backend-redis[hiredis]``."""
-
-
-def _redis_options() -> dict[str, Any]:
-    if REDIS_PARSER == "default":
-        return {}
-    if REDIS_PARSER != "python":
-        raise ValueError(
-            f"ACC_BENCH_REDIS_PARSER: expected default or python, not {REDIS_PARSER!r}"
-        )
-    from redis.asyncio import connection
-
-    python_parser = getattr(connection, "_AsyncRESP2Parser")  # noqa: B009 - redis-py's own
-    return {"connection_options": {"parser_class": python_parser}}
+"""How redis-py parses replies, for every Redis client of a run (acc's and the rivals'):
+``default`` is redis-py's own choice (hiredis, which the bench env installs, as
+``acc-backend-redis[hiredis]`` does); ``python`` hides hiredis from this process before
+redis-py is imported, so one run with each measures with and without hiredis."""
+if REDIS_PARSER == "python":
+    if "redis" in sys.modules:
+        raise RuntimeError("ACC_BENCH_REDIS_PARSER=python: redis-py was imported already")
+    sys.modules["hiredis"] = None  # type: ignore[assignment]  # `import hiredis` fails
+elif REDIS_PARSER != "default":
+    raise ValueError(f"ACC_BENCH_REDIS_PARSER: expected default or python, not {REDIS_PARSER!r}")
 
 
 def client_unavailable(client: str) -> str | None:
@@ -177,9 +171,7 @@ async def _acc_cache(
 
         cache = SQLiteBackend(_sqlite_file(workdir, name, fresh), near_cache=near_cache)
     elif backend == "redis":
-        cache = CacheBackend.from_url(
-            REDIS_URL, cache_name=f"bench-{name}", near_cache=near_cache, **_redis_options()
-        )
+        cache = CacheBackend.from_url(REDIS_URL, cache_name=f"bench-{name}", near_cache=near_cache)
         if fresh:
             await cache.clear()
     else:
