@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
+import signal
 import time
 import tracemalloc
 import uuid
@@ -173,6 +175,26 @@ async def test_a_failed_batch_fails_every_waiter_with_its_own_error(
         assert len({id(result) for result in results}) == len(results)
         assert all("read failed" in str(result) for result in results[:5])
         assert "write failed" in str(results[5])
+    finally:
+        await store.close()
+
+
+async def test_a_batch_that_times_out_fails_its_callers_and_the_next_one_works(
+    server: RedisServer,
+) -> None:
+    connection = RedisConnection(server.url, socket_timeout=0.3)
+    store = RedisCache(unique(), "responses", connection=connection)
+    try:
+        await store.write("k", b"v")
+        assert server.process is not None
+        os.kill(server.process.pid, signal.SIGSTOP)  # the server answers nothing
+        try:
+            results = await asyncio.gather(store.read("k"), store.read("k"), return_exceptions=True)
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
+        assert all(isinstance(result, BackendUnavailable) for result in results)
+        assert all("read failed" in str(result) for result in results)
+        assert await store.read("k") == b"v"  # a new connection, the stream in step
     finally:
         await store.close()
 

@@ -27,13 +27,17 @@ and awaits the reply; the rules it keeps:
 On a single server the flusher holds one connection of the client's pool for itself,
 and sends each batch with the connection's own ``pack_commands`` /
 ``send_packed_command`` / ``read_response``, under the connection's ``retry`` policy:
-no pool checkout per command. On a cluster it sends each batch as a cluster pipeline.
+no pool checkout per command. On Python 3.11+ one ``asyncio.timeout`` of
+``socket_timeout`` seconds bounds a whole batch, in place of the connection's timers
+per send and per read (a timeout drops the connection, as redis-py's would). On a
+cluster it sends each batch as a cluster pipeline.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +47,9 @@ if TYPE_CHECKING:
     from acc.backends.redis.connection import RedisConnection
 
 __all__ = ["MAX_BATCH", "AutoPipeline"]
+
+_OWN_TIMERS = object()  # no batch timer: the connection's own socket_timeout applies
+_BATCH_TIMER = sys.version_info >= (3, 11)  # asyncio.timeout (without a task of its own)
 
 MAX_BATCH = 500
 """Commands per batch at most: big enough to amortise, small enough to never block Redis."""
@@ -74,6 +81,7 @@ class AutoPipeline:
         self._flusher: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wire: Any = None  # the connection the flusher holds (a single server)
+        self._timeout: Any = _OWN_TIMERS  # the batch timer's seconds, if it replaced redis-py's
         self.batches = 0
         """Batches sent so far (each one round trip, or one per node of a cluster)."""
 
@@ -89,6 +97,7 @@ class AutoPipeline:
             self._pending = []
             self._flusher = None
             self._wire = None
+            self._timeout = _OWN_TIMERS
         future: asyncio.Future[Any] = loop.create_future()
         self._pending.append(_Call(operation, command, future))
         if self._flusher is None:
@@ -101,6 +110,8 @@ class AutoPipeline:
         if flusher is not None and flusher.get_loop() is _running_loop():
             await asyncio.wait([flusher])
         wire, self._wire = self._wire, None
+        if wire is not None and self._timeout is not _OWN_TIMERS:
+            wire.socket_timeout, self._timeout = self._timeout, _OWN_TIMERS
         if wire is not None and self._loop is _running_loop():
             pool = getattr(self.connection.client, "connection_pool", None)
             if pool is not None:
@@ -166,23 +177,32 @@ class AutoPipeline:
         """
         pool = self.connection.client.connection_pool  # type: ignore[union-attr]
         wire = self._wire
-        if wire is None:
-            wire = await _checkout(pool)
+        if wire is not None:
+            return await self._exchange_on(wire, commands, self._timeout)
+        wire = await _checkout(pool)
         # The connection is kept for the next batch, unless it is the pool's only one
         # (a client of the user's with max_connections=1): other commands need it too.
-        keep = getattr(pool, "max_connections", 2) > 1
-        self._wire = wire if keep else None
-        try:
-            return await self._exchange_on(wire, commands)
-        finally:
-            if not keep:
+        if getattr(pool, "max_connections", 2) <= 1:
+            try:
+                return await self._exchange_on(wire, commands, _OWN_TIMERS)
+            finally:
                 await pool.release(wire)
+        self._wire = wire
+        if _BATCH_TIMER:
+            # One timer for a whole batch rather than redis-py's two, one per send and
+            # one per read: on Python 3.11 its send timer is also a task of its own and
+            # a turn of the loop more. The connection gets its own back when released.
+            self._timeout, wire.socket_timeout = wire.socket_timeout, None
+        return await self._exchange_on(wire, commands, self._timeout)
 
     @staticmethod
-    async def _exchange_on(wire: Any, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+    async def _exchange_on(
+        wire: Any, commands: Sequence[tuple[Any, ...]], seconds: Any
+    ) -> list[Any]:
+        """The exchange itself; ``seconds`` bounds it all (or the connection's own timers)."""
         packed = wire.pack_commands(commands)
 
-        async def attempt() -> list[Any]:
+        async def exchange() -> list[Any]:
             await wire.send_packed_command(packed)
             replies: list[Any] = []
             for _ in commands:
@@ -191,6 +211,15 @@ class AutoPipeline:
                 except redis_errors.ResponseError as exc:  # the rest are still to read
                     replies.append(exc)
             return replies
+
+        async def attempt() -> list[Any]:
+            if seconds is _OWN_TIMERS or seconds is None:
+                return await exchange()
+            try:
+                async with asyncio.timeout(seconds):  # type: ignore[attr-defined]
+                    return await exchange()
+            except TimeoutError:  # cancelled mid-way, the connection dropped itself
+                raise redis_errors.TimeoutError(f"no reply within {seconds:g}s") from None
 
         async def failed(_error: BaseException) -> None:
             await wire.disconnect()
