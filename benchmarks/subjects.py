@@ -28,6 +28,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -81,6 +82,17 @@ NO_BACKEND = "none"
 
 REDIS_URL = os.environ.get("ACC_BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 """The Redis database the benchmark uses (and clears): database 15 by default."""
+REDIS_PARSER = os.environ.get("ACC_BENCH_REDIS_PARSER", "default")
+"""How redis-py parses replies, for every Redis client of a run (acc's and the rivals'):
+``default`` is redis-py's own choice (hiredis, which the bench env installs, as
+``acc-backend-redis[hiredis]`` does); ``python`` hides hiredis from this process before
+redis-py is imported, so one run with each measures with and without hiredis."""
+if REDIS_PARSER == "python":
+    if "redis" in sys.modules:
+        raise RuntimeError("ACC_BENCH_REDIS_PARSER=python: redis-py was imported already")
+    sys.modules["hiredis"] = None  # type: ignore[assignment]  # `import hiredis` fails
+elif REDIS_PARSER != "default":
+    raise ValueError(f"ACC_BENCH_REDIS_PARSER: expected default or python, not {REDIS_PARSER!r}")
 
 
 def client_unavailable(client: str) -> str | None:

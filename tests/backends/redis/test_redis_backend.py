@@ -18,7 +18,12 @@ import pytest
 from acc_services.redis import RedisServer
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
+from redis.asyncio.connection import (
+    Connection,
+    DefaultParser,
+    SSLConnection,
+    UnixDomainSocketConnection,
+)
 
 from acc.backends.redis import RedisBackend, RedisCache, RedisConnection
 from acc.core import BackendError, CacheBackend, CachedResponse, ConfigError
@@ -182,8 +187,9 @@ async def test_read_many_is_one_round_trip_even_across_batches(redis_url: str) -
     try:
         keys = [f"k{i}" for i in range(1200)]
         await store.bulk_delete(keys)  # warms the connection (its handshake is sent now)
-        for key in keys[::2]:
+        for key in keys[::2]:  # on the auto-pipeline's own connection
             await store.write(key, key.encode())
+        await store.read_many(keys[:1])  # warms a pooled connection again
         CountingConnection.sent.clear()
         values = await store.read_many(keys)
         assert len(CountingConnection.sent) == 1  # three MGETs of <=500 keys, one pipeline
@@ -342,6 +348,10 @@ def test_connection_options_are_checked_when_the_backend_is_built() -> None:
         RedisBackend("c", connection_options={"decode_responses": True})
     cache = RedisBackend("c", connection_options={"ssl_ca_certs": None, "client_name": "x"})
     assert _single(cache).connection_pool.connection_kwargs["client_name"] == "x"
+    # Options of the connection's base class are the connection's too.
+    parser = DefaultParser
+    cache = RedisBackend("c", connection_options={"parser_class": parser})
+    assert _single(cache).connection_pool.connection_kwargs["parser_class"] is parser
 
 
 def test_cluster_cannot_use_a_unix_socket_or_another_database() -> None:

@@ -83,6 +83,7 @@ URL_OPTIONS: OptionsTable = {
     "socket_timeout": float | None,
     "socket_connect_timeout": float | None,
     "retries": int,
+    "auto_pipeline": bool,
     "lock": bool,
     "lock_timeout": float,
 }
@@ -118,6 +119,10 @@ class RedisBackend(CacheBackend):
             after a timeout.
         connection_options: More keyword arguments for the redis-py client
             (``ssl_ca_certs``, ``max_connections``, ``health_check_interval``, ...).
+        auto_pipeline: Send the reads and writes that tasks issue in the same loop
+            iteration together, in one round trip (one ``MGET`` for the reads); default
+            on. A lone request is never delayed. Off, each command takes a pooled
+            connection of its own (see :class:`RedisConnection`).
         lock: Coordinate misses across processes: one fetches, the others wait for its
             response (see the module docs).
         lock_timeout: Seconds to wait for another process's fetch before fetching anyway
@@ -140,6 +145,7 @@ class RedisBackend(CacheBackend):
         socket_connect_timeout: float | None = DEFAULT_SOCKET_CONNECT_TIMEOUT,
         retries: int = DEFAULT_RETRIES,
         connection_options: Mapping[str, Any] | None = None,
+        auto_pipeline: bool = True,
         lock: bool = False,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         **policy_kwargs: Any,
@@ -169,6 +175,7 @@ class RedisBackend(CacheBackend):
             socket_connect_timeout=socket_connect_timeout,
             retries=retries,
             connection_options=connection_options,
+            auto_pipeline=auto_pipeline,
         )
         self._lock_prefix = f"{cache_name}:{LOCK_STORE}:".encode()
         self._stores = (

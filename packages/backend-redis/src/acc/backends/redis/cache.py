@@ -7,15 +7,21 @@ its nodes; it also means no command ever loads a whole namespace.
 
 * ``write`` sets value and expiry in one ``SET ... PXAT`` (milliseconds since the epoch,
   from ``expires_at``); an entry written already expired is removed instead.
+* ``read``, ``write``, ``delete`` and ``contains`` are single-key commands that go
+  through the connection's automatic pipeline (unless ``auto_pipeline=False``): the
+  reads of concurrent tasks become one ``MGET``, their writes share its round trip.
 * ``read_many`` is one ``MGET`` (on a cluster, one per hash slot, sent in one pipeline).
 * ``keys``, ``size``, ``clear`` walk the namespace with ``SCAN MATCH <prefix>*`` (never
-  ``KEYS``, which blocks the server), on every primary of a cluster; the prefix is
-  glob-escaped, so a cache named ``a*`` never matches the keys of a cache named ``ab``.
+  ``KEYS``, which blocks the server), on every primary of a cluster, holding one page of
+  keys at a time; the prefix is glob-escaped, so a cache named ``a*`` never matches the
+  keys of a cache named ``ab``.
+* ``delete_expired`` does nothing (one ``TIME``) unless asked about a time ahead of the
+  server's clock: Redis has already expired everything due before it.
 * deletions use ``UNLINK`` (the memory is freed in the background) in batches of 500
   keys, all batches in one round trip.
 
 Only core commands are used (``SET``, ``GET``, ``MGET``, ``EXISTS``, ``UNLINK``, ``SCAN``,
-``PEXPIRETIME``, ``EVAL`` for the lock), so Valkey and DragonflyDB work as well.
+``TIME``, ``PEXPIRETIME``, ``EVAL`` for the lock), so Valkey and DragonflyDB work as well.
 """
 
 from __future__ import annotations
@@ -88,7 +94,9 @@ class RedisCache(BaseCache):
     native_ttl: ClassVar[bool] = True
     persistent: ClassVar[bool] = True  # entries outlive the process (a server's lifetime)
     shared_across_processes: ClassVar[bool] = True
-    cancels_promptly = True  # redis-py drops the connection of a cancelled command
+    # A cancelled caller gives up its pipelined reply at once (redis-py drops the
+    # connection of a cancelled command when auto_pipeline is off).
+    cancels_promptly = True
 
     scan_count: ClassVar[int] = 1000
     """The ``COUNT`` hint of each ``SCAN``: keys looked at per round trip."""
@@ -138,18 +146,24 @@ class RedisCache(BaseCache):
         return redis_key[len(self.prefix) :].decode("utf-8", "surrogateescape")
 
     async def _run(self, operation: str, *command: Any) -> Any:
+        """One single-key command, through the automatic pipeline when it is on."""
         self._ensure_open()
-        return await self.connection.run(operation, *command)
+        return await self.connection.call(operation, *command)
 
     async def _scan(self, operation: str) -> AsyncIterator[list[bytes]]:
-        """Pages of this namespace's Redis keys, each key once."""
+        """Pages of this namespace's Redis keys, in the memory of one page.
+
+        ``SCAN`` returns every key that exists throughout the scan at least once, and a
+        key twice only when the server resizes its hash table meanwhile. Remembering
+        every key seen to hide that rare repeat would cost memory that grows with the
+        cache (hundreds of MiB at a million keys), so only a page's own repeats are
+        dropped: a key may come twice across pages. Every caller here tolerates that
+        (``clear``/``delete_expired`` unlink a key twice; ``size`` is an estimate while
+        the server rehashes; ``keys``/``items`` say so).
+        """
         self._ensure_open()
-        seen: set[bytes] = set()
         async for page in self.connection.scan(operation, self._match, self.scan_count):
-            fresh = [key for key in page if key not in seen]
-            seen.update(fresh)
-            if fresh:
-                yield fresh
+            yield list(dict.fromkeys(page))
 
     async def _mget(self, operation: str, redis_keys: Sequence[bytes]) -> dict[bytes, bytes]:
         """The values of ``redis_keys`` that exist: one round trip (MGET per slot group)."""
@@ -169,7 +183,11 @@ class RedisCache(BaseCache):
     # -- the port -----------------------------------------------------------------------------
 
     async def read(self, key: str) -> bytes | None:
-        """Return the value under ``key``, or ``None`` (Redis hides expired keys)."""
+        """Return the value under ``key``, or ``None`` (Redis hides expired keys).
+
+        With ``auto_pipeline`` (the default), the reads of every task in one loop
+        iteration are one ``MGET``.
+        """
         value = await self._run("read", "GET", self.redis_key(key))
         return None if value is None else bytes(value)
 
@@ -230,7 +248,10 @@ class RedisCache(BaseCache):
             for start in range(0, len(view), _PIECE):
                 piece = view[start : start + _PIECE]
                 if first:
-                    await self._run("write", "SET", temporary, piece, "PX", _PARTIAL_TTL_MS)
+                    # Not pipelined: a 1 MiB piece would hold up the small commands.
+                    await self.connection.run(
+                        "write", "SET", temporary, piece, "PX", _PARTIAL_TTL_MS
+                    )
                     first = False
                 else:  # each piece gives the partial value another minute
                     await self.connection.batch(
@@ -264,13 +285,21 @@ class RedisCache(BaseCache):
         return count
 
     async def keys(self) -> AsyncIterator[str]:
-        """Iterate over this namespace's keys (``SCAN``; no order; each key once)."""
+        """Iterate over this namespace's keys (``SCAN``, a page at a time; no order).
+
+        Memory stays that of one page, whatever the size of the cache. A key may come
+        twice if the server resizes its hash table during the iteration (``SCAN``'s
+        own guarantee; see :meth:`_scan`); a caller that must see each key once dedupes.
+        """
         async for page in self._scan("keys"):
             for redis_key in page:
                 yield self._entry_key(redis_key)
 
     async def items(self) -> AsyncIterator[tuple[str, bytes]]:
-        """Iterate over ``(key, value)`` pairs: a ``SCAN`` page, then its values at once."""
+        """Iterate over ``(key, value)`` pairs: a ``SCAN`` page, then its values at once.
+
+        As with :meth:`keys`, a pair may come twice while the server rehashes.
+        """
         async for page in self._scan("items"):
             found = await self._mget("items", page)
             for redis_key in page:
@@ -281,15 +310,22 @@ class RedisCache(BaseCache):
     async def delete_expired(self, now: float) -> int | None:
         """Remove the entries whose expiry is at or before ``now``.
 
-        Redis drops entries past their expiry by itself, so with ``now`` the current
-        time this finds nothing; it matters for a ``now`` ahead of the clock. Each page of
-        keys costs one round trip for their ``PEXPIRETIME`` and one for the ``UNLINK``.
+        Redis drops entries past their expiry by itself (a key past its deadline is
+        never returned, whether or not its memory was reclaimed yet), so when ``now`` is
+        not ahead of the server's clock (``TIME``, one round trip) there is nothing to
+        do: this returns 0 at once, whatever the size of the cache. Only a ``now`` ahead
+        of the server's clock (an injected test clock, or a client clock running fast)
+        walks the namespace: each page of keys costs one round trip for their
+        ``PEXPIRETIME`` and one for the ``UNLINK``.
 
         Returns:
             The number removed, or ``None`` on a server without ``PEXPIRETIME`` (before
             Redis 7), where the caller decides by decoding the entries.
         """
         limit = now * 1000
+        self._ensure_open()
+        if limit <= await self.connection.server_time_ms("delete_expired"):
+            return 0
         removed = 0
         async for page in self._scan("delete_expired"):
             try:

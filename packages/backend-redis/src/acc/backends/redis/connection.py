@@ -6,6 +6,9 @@ stores the few primitives they need in a form that is the same for both:
 * :meth:`RedisConnection.run` runs one command and turns driver errors into acc's
   (``ConnectionError``/``TimeoutError``/cluster-down -> :class:`BackendUnavailable`,
   anything else -> :class:`BackendError`), so the façade can fail open;
+* :meth:`RedisConnection.call` runs one single-key command through the automatic
+  pipeline (:mod:`acc.backends.redis.pipelining`): the commands of many tasks in one
+  loop iteration share a round trip;
 * :meth:`RedisConnection.batch` sends commands in one round trip (a pipeline; on a
   cluster, one round trip per node, in parallel), with multi-key commands split so that
   no command spans two hash slots;
@@ -24,18 +27,20 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeAlias
 from urllib.parse import urlsplit
 
 from redis import exceptions as redis_errors
 from redis.asyncio import BlockingConnectionPool, Connection, Redis
+from redis.asyncio import connection as redis_connection
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.crc import key_slot
 
+from acc.backends.redis.pipelining import AutoPipeline
 from acc.core.errors import BackendError, BackendUnavailable, ConfigError
 from acc.core.storage.sharing import SharedConnection
 
@@ -76,6 +81,7 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncio.TimeoutError,
     OSError,
 )
+_TRANSLATED: tuple[type[BaseException], ...] = (*_UNAVAILABLE, redis_errors.RedisError)
 
 
 def _number(name: str, value: object, *, allow_none: bool = True, upper: float = 3600) -> Any:
@@ -110,7 +116,9 @@ def _check_driver_options(
         ConfigError: An option acc sets with its own argument, or ``decode_responses``.
     """
     known: set[str] = {"connection_class", "timeout"}
-    for target in (client_class, BlockingConnectionPool, Connection):
+    # A connection takes its base class's options too (parser_class, health_check_interval).
+    base = getattr(redis_connection, "AbstractConnection", Connection)
+    for target in (client_class, BlockingConnectionPool, Connection, base):
         known.update(inspect.signature(target).parameters)
     for name in options:
         if name in _OWN_ARGUMENTS:
@@ -188,6 +196,11 @@ class RedisConnection(SharedConnection):
             timeout is never retried.
         connection_options: More keyword arguments for the redis-py client
             (``ssl_ca_certs``, ``max_connections``, ``client_name``, ...).
+        auto_pipeline: Send the single-key commands of the stores (reads, writes,
+            deletes) that tasks issue in the same loop iteration together, in one round
+            trip (see :mod:`acc.backends.redis.pipelining`). Default on; turn it off to
+            give every command its own pooled connection (for example when a few very
+            large values must not hold up the small ones queued behind them).
 
     Raises:
         ConfigError: An invalid value, or a client together with connection options.
@@ -203,9 +216,12 @@ class RedisConnection(SharedConnection):
         socket_connect_timeout: float | None = DEFAULT_SOCKET_CONNECT_TIMEOUT,
         retries: int = DEFAULT_RETRIES,
         connection_options: Mapping[str, Any] | None = None,
+        auto_pipeline: bool = True,
     ) -> None:
         if cluster is not None and not isinstance(cluster, bool):
             raise ConfigError("cluster", f"expected True or False, not {cluster!r}")
+        if not isinstance(auto_pipeline, bool):
+            raise ConfigError("auto_pipeline", f"expected True or False, not {auto_pipeline!r}")
         socket_timeout = _number("socket_timeout", socket_timeout)
         socket_connect_timeout = _number("socket_connect_timeout", socket_connect_timeout)
         if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10:
@@ -240,6 +256,8 @@ class RedisConnection(SharedConnection):
         self._initialized = False
         self._init_lock: asyncio.Lock | None = None
         self._limit: asyncio.Semaphore | None = None
+        self.pipeline: AutoPipeline | None = AutoPipeline(self) if auto_pipeline else None
+        """The automatic pipeline of single-key commands, or ``None`` when it is off."""
 
     @staticmethod
     def _borrow(
@@ -325,6 +343,8 @@ class RedisConnection(SharedConnection):
         if self._closed:
             return
         self._closed = True
+        if self.pipeline is not None:
+            await self.pipeline.close()
         if self.owned:
             try:
                 await self.client.aclose()
@@ -340,10 +360,27 @@ class RedisConnection(SharedConnection):
             yield
         except BackendError:
             raise
-        except _UNAVAILABLE as exc:
-            raise BackendUnavailable(f"{self!r}: {operation} failed: {exc!r}") from exc
-        except redis_errors.RedisError as exc:
-            raise BackendError(f"{self!r}: {operation} failed: {exc!r}") from exc
+        except _TRANSLATED as exc:
+            raise self.translate(operation, exc) from exc
+
+    def translate(self, operation: str, error: BaseException) -> BackendError:
+        """The acc exception for a driver's ``error`` in ``operation`` (a new one each time).
+
+        Unreachable, timed out or cluster down: :class:`BackendUnavailable`; anything
+        else (an error reply, a cancelled batch): :class:`BackendError`.
+        """
+        cause = error.__cause__
+        if isinstance(error, BackendError) and isinstance(cause, _TRANSLATED):
+            error = cause  # translated for another operation: name this one
+        kind = BackendUnavailable if isinstance(error, _UNAVAILABLE) else BackendError
+        if isinstance(error, BackendError):
+            message = str(error)
+            kind = type(error)
+        else:
+            message = f"{self!r}: {operation} failed: {error!r}"
+        translated = kind(message)
+        translated.__cause__ = error
+        return translated
 
     async def run(self, operation: str, *command: Any) -> Any:
         """Run one command; driver errors become :class:`BackendError` (or Unavailable)."""
@@ -352,6 +389,33 @@ class RedisConnection(SharedConnection):
                 return await self.client.execute_command(*command)
         async with self._cluster_turn(operation):
             return await self.client.execute_command(*command)
+
+    def call(self, operation: str, *command: Any) -> Awaitable[Any]:
+        """Run one single-key command, automatically pipelined when ``auto_pipeline`` is on.
+
+        With it, the command joins those other tasks issue in the same loop iteration
+        (see :mod:`acc.backends.redis.pipelining`); without it, this is :meth:`run`.
+        Errors are the same either way.
+        """
+        if self.pipeline is None:
+            return self.run(operation, *command)
+        return self.pipeline.call(operation, *command)
+
+    async def replies(self, operation: str, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Run ``commands`` in one pipeline; an error reply is returned, not raised.
+
+        The pipeline as a whole failing (no server) raises as :meth:`batch` does.
+        """
+        if not self.is_cluster:
+            with self.errors(operation):
+                async with self.client.pipeline(transaction=False) as pipe:
+                    for command in commands:
+                        pipe.execute_command(*command)
+                    return list(await pipe.execute(raise_on_error=False))
+        async with self._cluster_turn(operation), self.client.pipeline() as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            return list(await pipe.execute(raise_on_error=False))
 
     async def batch(self, operation: str, commands: Sequence[Sequence[Any]]) -> list[Any]:
         """Run ``commands`` in one pipeline (no transaction) and return their replies.
@@ -400,6 +464,12 @@ class RedisConnection(SharedConnection):
                         self._initialized = True
             async with self._limit:
                 yield
+
+    async def server_time_ms(self, operation: str) -> float:
+        """The server's clock (``TIME``) in epoch milliseconds; on a cluster, the earliest."""
+        reply = await self.run(operation, "TIME")
+        clocks = reply.values() if isinstance(reply, dict) else [reply]
+        return min(int(seconds) * 1000 + int(micros) / 1000 for seconds, micros in clocks)
 
     def by_slot(self, keys: Iterable[bytes]) -> list[list[bytes]]:
         """Split keys into groups a multi-key command may take, at most 500 per group.
