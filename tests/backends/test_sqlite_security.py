@@ -77,6 +77,7 @@ async def test_a_row_of_another_type_is_a_miss_deleted_and_counted(
     request = CacheRequest("GET", URL)
     stored = await backend.fetch(request, send)  # type: ignore[arg-type]
     assert stored.stored
+    await backend.flush()  # the write behind the response has landed
     key = stored.cache_key
     assert key is not None
     _set_value(backend.db_path, key, value)
@@ -94,6 +95,7 @@ async def test_a_row_of_another_type_is_skipped_by_maintenance(backend: SQLiteBa
     _sent, send = _sender()
     result = await backend.fetch(CacheRequest("GET", URL), send)  # type: ignore[arg-type]
     assert result.cache_key is not None
+    await backend.flush()  # the write behind the response has landed
     _set_value(backend.db_path, result.cache_key, "text")
     assert [url async for url in backend.urls()] == []
     assert await backend.delete(urls=[URL]) == 1  # the unreadable row goes too
@@ -111,6 +113,7 @@ async def test_single_bit_flips_are_never_served(tmp_path: Path, secret_key: str
         sent, send = _sender(body)
         request = CacheRequest("GET", URL)
         first = await backend.fetch(request, send)  # type: ignore[arg-type]
+        await backend.flush()  # the write behind the response has landed
         key = first.cache_key
         assert key is not None
         for flip in range(300):
@@ -124,6 +127,7 @@ async def test_single_bit_flips_are_never_served(tmp_path: Path, secret_key: str
             assert result.from_cache is False, f"flip {flip} (bit {bit}) was served"
             assert result.response.body == body
             assert backend.stats.errors == flip + 1
+            await backend.flush()
             # The flipped value was deleted and the fresh response stored in its place.
             fresh = await backend.read_entry(key)
             assert fresh is not None

@@ -72,6 +72,7 @@ async def test_a_cluster_spreads_one_cache_over_every_primary(
     async with CachedSession(cache=cache) as session:
         for i in range(60):
             await session.get(origin(f"/json?n={i}"))
+        await cache.flush()  # every write behind the responses has landed
         client = cache.client
         per_node = []
         for node in client.get_primaries():  # type: ignore[union-attr]

@@ -192,6 +192,7 @@ async def test_the_facade_fails_open_on_a_schema_error_and_strict_raises(
                 response = await session.get(origin("/json"))
                 assert response.status == 200
                 assert not response.from_cache
+                await session.cache.flush()  # the queued write fails before the next request
             assert session.cache.stats.errors >= 2
         assert origin.hits["/json"] == 2
         strict = DynamoDBBackend(table_name=name, strict=True, **options)

@@ -93,6 +93,7 @@ async def main(db_path: Path) -> None:
                 f"the API saw {sum(seen.values())} requests"
             )
 
+            await backend.flush()  # misses are written behind their responses: land them
             size = await backend.responses.size()
             print(f"\ncache file: {cache_file}")
             print(f"entries:    {size}")
