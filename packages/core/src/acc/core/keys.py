@@ -390,7 +390,11 @@ def redact_headers(
     credential_headers: frozenset[str] = CREDENTIAL_HEADERS,
 ) -> HeaderPairs:
     """Return request headers with credentials and ignored names' values redacted."""
-    hidden = credential_headers | {name.lower() for name in ignored_params}
+    hidden = (
+        credential_headers | {name.lower() for name in ignored_params}
+        if ignored_params
+        else credential_headers
+    )
     return tuple((n, REDACTED if n.lower() in hidden else v) for n, v in headers)
 
 
