@@ -178,7 +178,7 @@ def _simply_normal(url: str, ignored_params: frozenset[str]) -> str | None:
     if names == sorted(names) and ignored_params.isdisjoint(names):
         return url
     kept = sorted(
-        (pair for name, pair in zip(names, pairs) if name not in ignored_params),
+        (pair for name, pair in zip(names, pairs, strict=True) if name not in ignored_params),
         key=lambda pair: pair.partition("=")[0],
     )
     base = url[: match.start(2) - 1]

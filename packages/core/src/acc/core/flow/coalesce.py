@@ -44,7 +44,11 @@ class SingleFlight:
             waiter: asyncio.Future[None] = loop.create_future()
             self._inflight[key] = waiter
             return waiter
-        if isinstance(current, asyncio.Future) and not current.done() and current.get_loop() is loop:
+        if (
+            isinstance(current, asyncio.Future)
+            and not current.done()
+            and current.get_loop() is loop
+        ):
             return current
         # The leader: its loop stands for it until a follower needs a future to await
         # (most fetches have none, and a future costs more than the rest of this).
