@@ -12,7 +12,8 @@ async def test_followers_share_one_waiter_released_when_the_leader_is_done() -> 
     assert flight.join("k") is None  # the leader
     first = flight.join("k")
     second = flight.join("k")
-    assert first is not None and first is second
+    assert first is not None
+    assert first is second
     assert not first.done()
     assert flight.join("other") is None  # another key has its own leader
     flight.done("k")
