@@ -476,3 +476,24 @@ def test_a_field_type_the_codec_cannot_store_is_refused_at_once() -> None:
 
     with pytest.raises(TypeError, match="cannot store"):
         _Schema(Unsupported)
+
+
+def test_header_pairs_are_converted_to_pairs_of_str_unless_they_already_are() -> None:
+    from acc.core.models import CachedResponse
+
+    class Name(str):
+        pass
+
+    pairs = (("A", "1"), ("B", "2"))
+    kept = CachedResponse(200, "OK", "http://example.com/", "GET", headers=pairs)
+    assert kept.headers is pairs
+    for loose in (
+        [("A", "1")],
+        (["A", "1"],),
+        (("A", 1),),
+        ((Name("A"), "1"),),
+    ):
+        entry = CachedResponse(200, "OK", "http://example.com/", "GET", headers=loose)  # type: ignore[arg-type]
+        assert entry.headers == (("A", "1"),)
+        assert type(entry.headers) is tuple
+        assert all(type(n) is str and type(v) is str for n, v in entry.headers)

@@ -653,3 +653,57 @@ def test_match_headers_requests_are_never_keyed_as_plain_requests() -> None:
     matched = key(settings=KeySettings(match_headers=("Accept",)))
     assert plain != matched
     assert key(settings=KeySettings(match_headers=("Accept",))) == matched
+
+
+UNRESERVED = string.ascii_letters + string.digits + "-._~"
+
+
+@given(
+    host=st.sampled_from(["example.com", "api.shop-1.example", "127.0.0.1", "Example.com"]),
+    port=st.sampled_from(["", ":80", ":443", ":8080", ":65536"]),
+    scheme=st.sampled_from(["http", "https", "HTTP"]),
+    path=st.text(alphabet=string.ascii_letters + "/%-._~,;=:@", max_size=12),
+    query=st.lists(
+        st.tuples(
+            st.text(UNRESERVED, min_size=1, max_size=4),
+            st.text(UNRESERVED + ",+% ", max_size=4),
+        ),
+        max_size=5,
+    ),
+    ignored=st.frozensets(st.sampled_from(["a", "b", "utm_source"]), max_size=2),
+    tail=st.sampled_from(["", "#frag", "?", "&"]),
+)
+def test_urls_normalised_without_parsing_are_normalised_as_parsing_does(
+    host: str,
+    port: str,
+    scheme: str,
+    path: str,
+    query: list[tuple[str, str]],
+    ignored: frozenset[str],
+    tail: str,
+) -> None:
+    # The unparsed path (a lower-case URL whose query is unreserved name=value pairs,
+    # sorted or not) gives exactly the form urlsplit/parse_qsl/urlencode give.
+    from acc.core.keys import _parsed_normal, _simply_normal
+
+    text = "&".join(f"{name}={value}" for name, value in query)
+    url = f"{scheme}://{host}{port}/{path}" + (f"?{text}" if text else "") + tail
+    simple = _simply_normal(url, ignored)
+    if simple is not None:
+        assert simple == _parsed_normal(url, ignored)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://h.example:8080/a?q=1&b=2&a=3", "http://h.example:8080/a?a=3&b=2&q=1"),
+        ("http://h.example/a?b=2&a=1&b=1", "http://h.example/a?a=1&b=2&b=1"),
+        ("http://h.example/a?utm_source=x", "http://h.example/a"),
+        ("http://h.example/a?z=1&utm_source=x&c=", "http://h.example/a?c=&z=1"),
+    ],
+)
+def test_unsorted_simple_queries_are_sorted_without_parsing(url: str, expected: str) -> None:
+    from acc.core.keys import _parsed_normal, _simply_normal
+
+    assert _simply_normal(url, frozenset({"utm_source"})) == expected
+    assert _parsed_normal(url, frozenset({"utm_source"})) == expected

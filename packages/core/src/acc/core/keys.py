@@ -156,29 +156,42 @@ _CANONICAL_URL = re.compile(
 """A URL already in the form :func:`_normalize` gives, but for the port and query order."""
 
 
-def _already_normal(url: str, ignored_params: frozenset[str]) -> bool:
-    """Whether ``url`` is its own normal form (most URLs a client sends): no parsing then.
+def _simply_normal(url: str, ignored_params: frozenset[str]) -> str | None:
+    """The normal form of ``url`` when it needs no parsing (most URLs a client sends).
 
     A lower-case http(s) URL with a plain host, a port that is not the default one, a
     path of characters quoting keeps, and a query of ``name=value`` pairs of unreserved
-    characters, sorted by name, none of them ignored.
+    characters: decoding and quoting leave such pairs as they are, so the normal form is
+    the URL with its pairs sorted by name (stably) and the ignored ones left out, which is
+    what :func:`_normalize`'s parsing gives. ``None`` when the URL must be parsed.
     """
     match = _CANONICAL_URL.match(url)
     if match is None or "%" in url:  # a percent-escape's case may change: parse it
-        return False
+        return None
     port, query = match.groups()
     if port is not None and (int(port) > 65535 or int(port) == (443 if url[4] == "s" else 80)):
-        return False
-    if query is not None:
-        names = [pair.partition("=")[0] for pair in query.split("&")]
-        if names != sorted(names) or not ignored_params.isdisjoint(names):
-            return False
-    return True
+        return None
+    if query is None:
+        return url
+    pairs = query.split("&")
+    names = [pair.partition("=")[0] for pair in pairs]
+    if names == sorted(names) and ignored_params.isdisjoint(names):
+        return url
+    kept = sorted(
+        (pair for name, pair in zip(names, pairs, strict=True) if name not in ignored_params),
+        key=lambda pair: pair.partition("=")[0],
+    )
+    base = url[: match.start(2) - 1]
+    return f"{base}?{'&'.join(kept)}" if kept else base
 
 
 def _normalize(url: str, ignored_params: frozenset[str]) -> str:
-    if _already_normal(url, ignored_params):
-        return url
+    simple = _simply_normal(url, ignored_params)
+    return simple if simple is not None else _parsed_normal(url, ignored_params)
+
+
+def _parsed_normal(url: str, ignored_params: frozenset[str]) -> str:
+    """The normal form of any absolute URL, parsed (see :func:`normalize_url`)."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
@@ -390,7 +403,11 @@ def redact_headers(
     credential_headers: frozenset[str] = CREDENTIAL_HEADERS,
 ) -> HeaderPairs:
     """Return request headers with credentials and ignored names' values redacted."""
-    hidden = credential_headers | {name.lower() for name in ignored_params}
+    hidden = (
+        credential_headers | {name.lower() for name in ignored_params}
+        if ignored_params
+        else credential_headers
+    )
     return tuple((n, REDACTED if n.lower() in hidden else v) for n, v in headers)
 
 

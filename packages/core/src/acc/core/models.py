@@ -25,6 +25,15 @@ def utcnow() -> datetime:
 
 
 def _to_header_pairs(value: Iterable[tuple[str, str]]) -> HeaderPairs:
+    if type(value) is tuple:  # already pairs of str (what the flow builds): kept as it is
+        for pair in value:
+            if type(pair) is not tuple or len(pair) != 2:
+                break
+            name, val = pair
+            if type(name) is not str or type(val) is not str:
+                break
+        else:
+            return value
     return tuple((str(name), str(val)) for name, val in value)
 
 

@@ -22,7 +22,7 @@ class SingleFlight:
     __slots__ = ("_inflight", "completions")
 
     def __init__(self) -> None:
-        self._inflight: dict[str, asyncio.Future[None]] = {}
+        self._inflight: dict[str, asyncio.Future[None] | asyncio.AbstractEventLoop] = {}
         # Fetches finished so far, any key. A caller that reads it before its lookup
         # and finds it unchanged on becoming leader knows no leader finished (and so
         # stored) meanwhile: it need not read the cache again.
@@ -40,14 +40,24 @@ class SingleFlight:
         """
         loop = asyncio.get_running_loop()
         current = self._inflight.get(key)
-        if current is not None and not current.done() and current.get_loop() is loop:
+        if current is loop:  # a leader of this loop, nobody waiting yet: the first follower
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._inflight[key] = waiter
+            return waiter
+        if (
+            isinstance(current, asyncio.Future)
+            and not current.done()
+            and current.get_loop() is loop
+        ):
             return current
-        self._inflight[key] = loop.create_future()
+        # The leader: its loop stands for it until a follower needs a future to await
+        # (most fetches have none, and a future costs more than the rest of this).
+        self._inflight[key] = loop
         return None
 
     def done(self, key: str) -> None:
         """Release the waiters of ``key``; called once by its leader, success or not."""
         self.completions += 1
         future = self._inflight.pop(key, None)
-        if future is not None and not future.done():
+        if isinstance(future, asyncio.Future) and not future.done():
             future.set_result(None)

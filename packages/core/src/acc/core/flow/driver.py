@@ -662,7 +662,9 @@ class RequestFlow:
             redacted_headers=settings.redacted_headers,
         )
         unfit = unservable(entry)
-        if unfit is not None or not await self._passes_filter(entry):
+        if unfit is not None or (
+            settings.filter_fn is not None and not await self._passes_filter(entry)
+        ):
             cache.stats.not_stored += 1
             why = f"it could not be served back ({unfit})" if unfit else "filter_fn refused it"
             self._log_kept(call, head, fetched, len(body), f"not stored: {why}{note}", False)

@@ -94,21 +94,32 @@ def entry_from_head(
         redacted_headers: Request headers (lower case) whose values are redacted.
     """
     dropped = _DECODED_HEADERS if head.body_decoded else _WIRE_HEADERS
-    headers = [
-        (n, v)
-        for n, v in _redact_response_headers(head.headers, redacted_params)
-        if n.lower() not in dropped
-    ]
+    headers = []
+    for name, value in head.headers:  # rule 2 as _redact_response_headers, in the same pass
+        lower = name.lower()
+        if lower in dropped:
+            continue
+        if lower in _URL_HEADERS:
+            value = _redacted_url(value, redacted_params)
+        elif lower == "link" and "<" in value:
+            value = _LINK_TARGET.sub(
+                lambda match: f"<{_redacted_url(match.group(1), redacted_params)}>", value
+            )
+        headers.append((name, value))
     headers.append(("Content-Length", str(len(body))))
-    history = tuple(
-        RedirectHop(
-            status=hop.status,
-            reason=hop.reason,
-            url=redact_url(hop.url, redacted_params),
-            method=hop.method,
-            headers=_redact_response_headers(hop.headers, redacted_params),
+    history = (
+        tuple(
+            RedirectHop(
+                status=hop.status,
+                reason=hop.reason,
+                url=redact_url(hop.url, redacted_params),
+                method=hop.method,
+                headers=_redact_response_headers(hop.headers, redacted_params),
+            )
+            for hop in head.history
         )
-        for hop in head.history
+        if head.history
+        else ()
     )
     return CachedResponse(
         status=head.status,
