@@ -256,7 +256,12 @@ async def test_delete_expired_deletes_and_never_reads(backend: SQLiteBackend) ->
     assert sorted(await _keys(backend.responses)) == ["forever", "new-0", "new-1", "new-2"]
 
 
-async def test_delete_expired_deletes_every_expired_row_in_batches(tmp_path: Path) -> None:
+async def test_delete_expired_deletes_every_expired_row_in_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import acc.backends.sqlite.cache as sqlite_cache
+
+    monkeypatch.setattr(sqlite_cache, "_EXPIRY_BATCH", 2000)  # a small batch, few rows
     store = SQLiteCache(tmp_path / "batches.sqlite")
     now = time.time()
     # More than two batches of expired rows (2,000 each), among live ones.

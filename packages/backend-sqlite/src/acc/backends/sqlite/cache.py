@@ -99,9 +99,11 @@ _PAGE_SIZE = 8192
 default 4 KiB page, wasting a quarter of it: 2,117 bytes on disk per 1,470-byte entry,
 against 1,705 with 8 KiB pages (and 1,703 with 16 KiB, whose small writes cost a third
 more, each commit logging larger pages)."""
-_EXPIRY_BATCH = 2000
+_EXPIRY_BATCH = 10_000
 """Expired rows deleted per statement: each is its own transaction, so the write-ahead log
-holds one batch's pages (not the whole sweep's) before a checkpoint recycles it."""
+holds one batch's pages (not the whole sweep's) before a checkpoint recycles it. Measured
+on 300,000 rows of 1,470 bytes, 30,000 expired: 2,000 rows per batch took 1.29 s, 10,000
+took 0.94 s, 50,000 took 0.85 s; a batch of 10,000 holds the write lock about 0.3 s."""
 _PARTS_FROM = 1024 * 1024  # values of at least this many bytes are written with blob I/O
 _BLOB_IO = hasattr(sqlite3.Connection, "blobopen")  # Python 3.11+
 _EVICTION_ROUNDS = 4  # passes of checkpoint-and-delete an eviction makes at most
@@ -1095,7 +1097,7 @@ class SQLiteCache(BaseCache):
     async def delete_expired(self, now: float) -> int:
         """Remove the entries past ``expires_at`` at ``now``, in bounded batches.
 
-        Each batch is one indexed ``DELETE`` of at most 2,000 rows, committed on its own,
+        Each batch is one indexed ``DELETE`` of at most 10,000 rows, committed on its own,
         with the event loop free between batches (other statements run in between), so
         the write-ahead log never holds the whole sweep. A truncating checkpoint follows,
         so a large expiry leaves no large ``-wal`` file behind.
