@@ -130,8 +130,9 @@ async def _settle(session: Any) -> None:
     cache = getattr(session, "cache", None)
     if cache is None:  # the httpx adapter: the client holds the cache
         cache = getattr(getattr(session, "client", None), "cache", None)
-    if isinstance(cache, CacheBackend):
-        await cache.flush()
+    flush = getattr(cache, "flush", None) if isinstance(cache, CacheBackend) else None
+    if flush is not None:  # (an acc older than write-behind has none)
+        await flush()
 
 
 async def _timed(session: Any, urls: Sequence[str]) -> tuple[float, list[float]]:
