@@ -27,4 +27,6 @@ def test_demo_runs_and_shows_hits_revalidation_and_expiry(tmp_path):
     assert "entries:    6" in out
     assert "revalidated=True" in out
     assert "after 1.1 s -> from_cache=True, revalidated=True" in out
+    # Every write has landed when the stats are printed (6 misses, 2 revalidations).
+    assert "'writes': 8," in out
     assert db.exists()

@@ -117,6 +117,7 @@ async def main(db_path: Path) -> None:
                 f"  /items/echo after 1.1 s -> from_cache={expired.from_cache}, "
                 f"revalidated={expired.revalidated} (stale, revalidated with its ETag)"
             )
+            await backend.flush()  # the last revalidation is written behind its response
             print(f"\nstats: {backend.stats.as_dict()}")
     finally:
         await runner.cleanup()
