@@ -97,24 +97,29 @@ def _plan(options: Options, clients: list[str], backends: list[str]) -> list[Sub
     return plan
 
 
+def _in_a_process(module: str, arguments: str, timeout: float, what: str) -> dict[str, Any]:
+    """Run ``python -m module arguments`` in a fresh interpreter: the JSON of its last line."""
+    done = subprocess.run(
+        [sys.executable, "-m", module, arguments],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=Path(__file__).resolve().parent.parent,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n{done.stderr}")
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
 def _measure(subject: Subject, origin: str, options: Options, workdir: Path) -> dict[str, Any]:
     workload, client, backend = subject
     sizes = SHORT if options.short else FULL
     if not options.isolate:
         return asyncio.run(run_workload(workload, client, backend, origin, sizes, workdir))
     arguments = worker_arguments(workload, client, backend, origin, sizes, workdir)
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.worker", arguments],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        cwd=Path(__file__).resolve().parent.parent,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{subject} failed:\n{done.stderr}")
-    summary: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return summary
+    return _in_a_process("benchmarks.worker", arguments, 1800, str(subject))
 
 
 def _measure_scale(
@@ -124,18 +129,7 @@ def _measure_scale(
     if not options.isolate:
         return asyncio.run(run_scale(backend, entries, origin, sizes, workdir, redis_url))
     arguments = scale_arguments(backend, entries, origin, sizes, workdir, redis_url)
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.scale", arguments],
-        capture_output=True,
-        text=True,
-        timeout=3600,
-        cwd=Path(__file__).resolve().parent.parent,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"scale {backend}/{entries} failed:\n{done.stderr}")
-    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return figures
+    return _in_a_process("benchmarks.scale", arguments, 3600, f"scale {backend}/{entries}")
 
 
 def _run_scale(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import inspect
+import re
 import shutil
 import sys
 from collections.abc import Iterator, Mapping
@@ -538,3 +539,34 @@ def test_every_option_of_a_table_is_a_keyword_of_its_backend(
             if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
                 keywords.add(name)
     assert set(options) <= keywords
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite:///rel/cache.db", ("rel/cache.db", "")),
+        ("sqlite:////abs/cache.db?expire_after=60", ("/abs/cache.db", "expire_after=60")),
+        ("sqlite:///a%20b.db", ("a b.db", "")),
+        ("sqlite://", ("", "")),
+        ("SQLITE:///x", ("x", "")),
+    ],
+)
+def test_local_path_url_splits_path_and_query(url: str, expected: tuple[str, str]) -> None:
+    from acc.core.url_options import local_path_url
+
+    assert local_path_url(url, "sqlite", "sqlite:///x.db") == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("file:///x", "expected a sqlite:// URL"),
+        ("sqlite://host/x.db", "a sqlite URL has no host; use sqlite:///x.db"),
+        ("sqlite:///x.db#frag", "has no #fragment"),
+    ],
+)
+def test_local_path_url_refuses_what_is_no_local_path(url: str, message: str) -> None:
+    from acc.core.url_options import local_path_url
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        local_path_url(url, "sqlite", "sqlite:///x.db")

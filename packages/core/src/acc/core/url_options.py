@@ -31,7 +31,7 @@ import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, Union, get_args, get_origin
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import cattrs
 
@@ -43,6 +43,7 @@ __all__ = [
     "OptionsTable",
     "parse_url_options",
     "register_option_type",
+    "local_path_url",
     "url_converter",
     "url_scheme",
 ]
@@ -110,6 +111,31 @@ def url_scheme(url: str) -> str:
             "sqlite:///http-cache.sqlite or memory://",
         )
     return scheme.lower()
+
+
+def local_path_url(url: str, scheme: str, usage: str) -> tuple[str, str]:
+    """Split the URL of a store in a local path (``sqlite:``, ``file:``): its path, its query.
+
+    Three slashes before the path make it relative (``scheme:///x`` -> ``"x"``), four
+    absolute (``scheme:////x`` -> ``"/x"``); the path is percent-decoded and may be empty.
+
+    Args:
+        url: The backend URL.
+        scheme: The scheme it must have.
+        usage: The URL forms to suggest when it has a host.
+
+    Raises:
+        ConfigError: Another scheme, a host, or a ``#fragment``.
+    """
+    if url_scheme(url) != scheme:
+        raise ConfigError("url", f"expected a {scheme}:// URL, not {url!r}")
+    parts = urlsplit(url)
+    if parts.netloc:
+        raise ConfigError("url", f"{url!r}: a {scheme} URL has no host; use {usage}")
+    if parts.fragment:
+        raise ConfigError("url", f"{url!r}: a backend URL has no #fragment")
+    path = unquote(parts.path)
+    return (path[1:] if path.startswith("/") else path), parts.query
 
 
 # -- the converter ----------------------------------------------------------------------------

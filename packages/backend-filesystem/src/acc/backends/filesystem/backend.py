@@ -11,12 +11,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from acc.backends.filesystem.cache import FileCache, cache_folder
 from acc.core.backend import CacheBackend
 from acc.core.errors import ConfigError
-from acc.core.url_options import OptionsTable, parse_url_options, url_scheme
+from acc.core.url_options import OptionsTable, local_path_url, parse_url_options
 
 __all__ = ["URL_OPTIONS", "FileBackend"]
 
@@ -89,23 +88,10 @@ class FileBackend(CacheBackend):
             ConfigError: Not a ``file:`` URL, a host in it, no folder, or an invalid value.
             TypeError: An unknown option.
         """
-        if url_scheme(url) != "file":
-            raise ConfigError("url", f"expected a file:// URL, not {url!r}")
-        parts = urlsplit(url)
-        if parts.netloc:
-            raise ConfigError(
-                "url",
-                f"{url!r}: a file URL has no host; use file:///relative/folder or "
-                "file:////absolute/folder",
-            )
-        if parts.fragment:
-            raise ConfigError("url", f"{url!r}: a backend URL has no #fragment")
-        path = unquote(parts.path)
-        if path.startswith("/"):
-            path = path[1:]  # file:///x -> "x"; file:////x -> "/x"
-        kwargs = parse_url_options(
-            parts.query, URL_OPTIONS, skip=("cache_name",), owner=cls.__name__
+        path, query = local_path_url(
+            url, "file", "file:///relative/folder or file:////absolute/folder"
         )
+        kwargs = parse_url_options(query, URL_OPTIONS, skip=("cache_name",), owner=cls.__name__)
         kwargs.update(options)
         if not path and "cache_name" not in kwargs:
             raise ConfigError(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from acc.backends.sqlite.cache import (
     DEFAULT_BUSY_TIMEOUT,
@@ -15,7 +14,7 @@ from acc.backends.sqlite.cache import (
 )
 from acc.core.backend import CacheBackend
 from acc.core.errors import ConfigError
-from acc.core.url_options import OptionsTable, parse_url_options, url_scheme
+from acc.core.url_options import OptionsTable, local_path_url, parse_url_options
 
 __all__ = ["URL_OPTIONS", "SQLiteBackend", "SQLiteCache", "sqlite_path"]
 
@@ -181,23 +180,10 @@ class SQLiteBackend(CacheBackend):
             ConfigError: Not a ``sqlite:`` URL, a host in it, or an invalid value.
             TypeError: An unknown option.
         """
-        if url_scheme(url) != "sqlite":
-            raise ConfigError("url", f"expected a sqlite:// URL, not {url!r}")
-        parts = urlsplit(url)
-        if parts.netloc:
-            raise ConfigError(
-                "url",
-                f"{url!r}: a sqlite URL has no host; use sqlite:///relative.db, "
-                "sqlite:////absolute/path.db or sqlite://",
-            )
-        if parts.fragment:
-            raise ConfigError("url", f"{url!r}: a backend URL has no #fragment")
-        path = unquote(parts.path)
-        if path.startswith("/"):
-            path = path[1:]  # sqlite:///x -> "x"; sqlite:////x -> "/x"
-        kwargs = parse_url_options(
-            parts.query, URL_OPTIONS, skip=("cache_name",), owner=cls.__name__
+        path, query = local_path_url(
+            url, "sqlite", "sqlite:///relative.db, sqlite:////absolute/path.db or sqlite://"
         )
+        kwargs = parse_url_options(query, URL_OPTIONS, skip=("cache_name",), owner=cls.__name__)
         kwargs.update(options)
         kwargs.setdefault("cache_name", path or MEMORY)
         return cls(**kwargs)
