@@ -135,6 +135,42 @@ async def test_single_bit_flips_are_never_served(tmp_path: Path, secret_key: str
         assert len(sent) == 301
 
 
+async def test_a_remembered_entry_is_not_served_once_its_row_changes(tmp_path: Path) -> None:
+    # A hit remembers the entry it decoded with the bytes it came from (storage.memo),
+    # and reuses it only while the row holds those same bytes: a row changed by another
+    # program is checked again, and a row another cache rewrote is served as it now is.
+    path = tmp_path / "memo.sqlite"
+    request = CacheRequest("GET", URL)
+    async with SQLiteBackend(path) as backend, SQLiteBackend(path) as other:
+        sent, send = _sender(b"first body")
+        await backend.fetch(request, send)  # type: ignore[arg-type]
+        await backend.flush()
+        for _ in range(2):  # decoded once, then remembered
+            hit = await backend.fetch(request, send)  # type: ignore[arg-type]
+            assert hit.from_cache is True
+            assert hit.response.body == b"first body"
+        assert len(backend._decoded) == 1
+        key = hit.cache_key
+        assert key is not None
+
+        _other_sent, other_send = _sender(b"second body")
+        await other.fetch(CacheRequest("GET", URL), other_send, force_refresh=True)  # type: ignore[arg-type]
+        await other.flush()
+        again = await backend.fetch(request, send)  # type: ignore[arg-type]
+        assert again.from_cache is True
+        assert again.response.body == b"second body"
+
+        with sqlite3.connect(path) as db:
+            (value,) = db.execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone()
+        db.close()
+        _set_value(path, key, value[:-1] + bytes([value[-1] ^ 1]))  # one bit of the body
+        tampered = await backend.fetch(request, send)  # type: ignore[arg-type]
+        assert tampered.from_cache is False
+        assert tampered.response.body == b"first body"  # from the origin
+        assert backend.stats.errors == 1
+        assert len(sent) == 2
+
+
 # -- cache files are owner-only ------------------------------------------------------------------
 
 

@@ -77,24 +77,66 @@ async def test_a_rewrite_is_decoded_again() -> None:
     assert backend.decodes == 2
 
 
-async def test_equal_but_different_bytes_are_decoded_again() -> None:
-    backend = CountingCodecBackend(responses=CopyingCache())
+class RemoteCache(CopyingCache):
+    """A store that returns new bytes objects on every read, as a persistent one does."""
+
+    returns_stored_objects = False
+
+
+async def test_equal_bytes_read_again_are_decoded_once() -> None:
+    backend = CountingCodecBackend(responses=RemoteCache())
     await backend.write_entry("k", make_entry())
-    await backend.read_entry("k")
-    await backend.read_entry("k")
+    first = await backend.read_entry("k")
+    second = await backend.read_entry("k")
+    assert first == make_entry()
+    assert second is first
+    assert backend.decodes == 1
+
+
+async def test_other_bytes_under_the_key_are_decoded_and_checked_again() -> None:
+    backend = CountingCodecBackend(responses=RemoteCache())
+    await backend.write_entry("k", make_entry(b"old"))
+    assert (await backend.read_entry("k")).body == b"old"  # type: ignore[union-attr]
+    other = CacheBackend(responses=backend.responses)  # another process, same store
+    await other.write_entry("k", make_entry(b"new"))
+    assert (await backend.read_entry("k")).body == b"new"  # type: ignore[union-attr]
     assert backend.decodes == 2
 
 
-async def test_entries_read_from_other_stores_are_not_remembered() -> None:
-    class Remote(MemoryCache):
-        returns_stored_objects = False
+async def test_a_hostile_value_after_a_remembered_entry_reads_as_a_miss() -> None:
+    class Hostile(RemoteCache):
+        hostile = False
 
-    backend = CountingCodecBackend(responses=Remote())
+        async def read_parts(self, key: str, split: Any = None) -> Any:
+            if self.hostile:
+                return 12345  # not a tuple of bytes at all
+            return await super().read_parts(key, split)
+
+    store = Hostile()
+    backend = CountingCodecBackend(responses=store)
     await backend.write_entry("k", make_entry())
-    await backend.read_entry("k")
-    await backend.read_entry("k")
-    assert backend.decodes == 2
-    assert backend._decoded is None
+    assert await backend.read_entry("k") == make_entry()
+    store.hostile = True
+    assert await backend.read_entry("k") is None
+    assert backend.stats.errors == 1
+
+
+def test_the_memo_of_a_persistent_store_keeps_no_large_entry() -> None:
+    head, body = b"head", b"a large body"
+    entry = make_entry(body)
+    shared = DecodedMemo(max_entry_bytes=6)
+    shared.put("k", (head, body), entry)  # in-process: the store keeps those bytes anyway
+    assert shared.get("k", (head, body)) is entry
+    copied = DecodedMemo(max_entry_bytes=6, shares_store_bytes=False)
+    copied.put("k", (head, body), entry)  # persistent: the memo alone would keep them
+    assert copied.get("k", (head, body)) is None
+    assert shared.max_bytes == 32 * 1024 * 1024
+    assert copied.max_bytes == 8 * 1024 * 1024
+
+
+async def test_a_backend_sizes_its_memo_by_where_the_store_keeps_bytes() -> None:
+    assert CacheBackend()._decoded.max_bytes == 32 * 1024 * 1024
+    assert CacheBackend(responses=RemoteCache())._decoded.max_bytes == 8 * 1024 * 1024
 
 
 async def test_a_tampered_rewrite_is_still_checked() -> None:
@@ -135,14 +177,18 @@ def test_memo_keeps_a_large_entry_whose_body_is_the_stored_part() -> None:
     assert memo.get("copied", (head, body)) is None
 
 
-def test_memo_reuses_only_for_the_same_objects_in_every_part() -> None:
+def test_memo_reuses_only_for_equal_bytes_in_every_part() -> None:
     memo = DecodedMemo()
     head, body = b"head", b"body"
     entry = make_entry(body)
     memo.put("k", (head, body), entry)
     assert memo.get("k", (head, body)) is entry  # a new tuple of the same objects
-    assert memo.get("k", (b"HEAD".lower(), body)) is None  # a revalidated head, same body
+    assert memo.get("k", (b"HEAD".lower(), bytes(bytearray(body)))) is entry  # equal copies
+    assert memo.get("k", (b"hea2", body)) is None  # a revalidated head, same body
+    assert memo.get("k", (head, b"bodY")) is None
     assert memo.get("k", (head,)) is None
+    assert memo.get("k", (head + body,)) is None  # the same bytes, cut elsewhere
+    assert memo.get("other", (head, body)) is None
 
 
 # -- near_cache ----------------------------------------------------------------------------

@@ -385,8 +385,8 @@ class CacheBackend:
         if near is not None:
             self.responses = _near(self.responses, expires_of=self.codec.expires_at, **near)
             self.redirects = _near(self.redirects, **near)
-        # Entries decoded from an in-process store's bytes, reused while it returns them.
-        self._decoded = DecodedMemo() if self.responses.returns_stored_objects else None
+        # Entries decoded from the store's bytes, reused while it returns equal bytes.
+        self._decoded = self._new_memo()
         if clock is not None and not callable(clock):
             raise ConfigError("clock", f"expected a callable returning a datetime, not {clock!r}")
         self._clock: Callable[[], datetime] = clock or utcnow
@@ -467,9 +467,11 @@ class CacheBackend:
         settings = CacheSettings.build(**current)
         if settings.secret_key != self.settings.secret_key:
             self.codec = Codec(settings.secret_key or None)
-            if self._decoded is not None:
-                self._decoded = DecodedMemo()  # entries checked under the old keys
+            self._decoded = self._new_memo()  # entries checked under the old keys
         self.settings = settings
+
+    def _new_memo(self) -> DecodedMemo:
+        return DecodedMemo(shares_store_bytes=self.responses.returns_stored_objects)
 
     def now(self) -> datetime:
         """The current time by this cache's clock (aware UTC)."""
@@ -802,12 +804,13 @@ class CacheBackend:
         if found is None:
             return None
         key, data = found
+        memo = self._decoded
+        entry = None
         if type(data) is tuple:  # anything else is a hostile value: the decode says so
             for part in data:
                 if type(part) is bytes:
                     self.stats.bytes_read += len(part)
-        memo = self._decoded
-        entry = None if memo is None else memo.get(key, data)
+            entry = memo.get(key, data)
         if entry is None:
             try:
                 entry = self.codec.decode_parts(data, key=key)
@@ -823,8 +826,7 @@ class CacheBackend:
                     self.events.emit(CacheEvent("error", "unreadable entry", str(exc), key=key))
                 await self._delete_quietly(key, budget)
                 return None
-            if memo is not None:
-                memo.put(key, data, entry)
+            memo.put(key, data, entry)
         return entry
 
     async def _lookup(
