@@ -8,6 +8,8 @@ hit. Headers are kept as the ordered list of pairs the server sent (duplicates s
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Iterable
 from datetime import datetime, timezone
 
@@ -104,10 +106,11 @@ class CachedResponse:
         """Return the first value of response header ``name`` (case-insensitive)."""
         return find_header(self.headers, name)
 
-    @property
+    @functools.cached_property
     def cookies(self) -> tuple[str, ...]:
         """The raw ``Set-Cookie`` header values, in order."""
-        # Read on every hit: compare lengths first, so most headers skip lower().
+        # Read on every hit of an entry the façade may reuse many times (storage.memo):
+        # found once per instance (attrs gives the cache a slot of its own).
         return tuple([v for k, v in self.headers if len(k) == 10 and k.lower() == "set-cookie"])
 
     @property
