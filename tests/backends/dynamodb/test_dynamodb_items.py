@@ -8,6 +8,7 @@ batch answer "unprocessed", as DynamoDB does when it throttles, which moto never
 from __future__ import annotations
 
 import asyncio
+import datetime
 import math
 import random
 import time
@@ -24,9 +25,10 @@ from acc_services.dynamodb import (
     unique_name,
 )
 
-from acc.backends.dynamodb import ITEM_LIMIT, DynamoDBCache
+from acc.backends.dynamodb import ITEM_LIMIT, DynamoDBBackend, DynamoDBCache
 from acc.backends.dynamodb import connection as connection_module
-from acc.core import BackendUnavailable
+from acc.core import BackendUnavailable, CachedResponse
+from acc.core.codec import Codec
 
 TWO_MB = random.Random(7).randbytes(2 * 1024 * 1024)  # incompressible
 
@@ -243,8 +245,9 @@ async def test_clear_removes_chunks_orphaned_by_an_interrupted_write(store: Dyna
     assert await _raw_items(store, store.chunk_namespace) == []
 
 
+@pytest.mark.parametrize("how", ["read", "read_parts"])
 async def test_a_reader_never_mixes_chunks_of_two_writes(
-    store: DynamoDBCache, dynamodb_url: str
+    store: DynamoDBCache, dynamodb_url: str, how: str
 ) -> None:
     """A write lands between a reader's manifest read and its chunk read.
 
@@ -269,7 +272,13 @@ async def test_a_reader_never_mixes_chunks_of_two_writes(
     client = await _client(store)
     client.meta.events.register("before-call.dynamodb.BatchGetItem", overwrite_first)
     try:
-        assert await store.read("big") == replacement
+        if how == "read":
+            assert await store.read("big") == replacement
+        else:
+            parts = await store.read_parts("big", lambda prefix: 1000)
+            assert parts is not None
+            assert [len(part) for part in parts] == [1000, len(replacement) - 1000]
+            assert b"".join(parts) == replacement
     finally:
         client.meta.events.unregister("before-call.dynamodb.BatchGetItem", overwrite_first)
         await writer.close()
@@ -289,6 +298,116 @@ async def test_a_damaged_split_entry_reads_as_a_miss(store: DynamoDBCache) -> No
     await client.put_item(TableName=store.table_name, Item=manifest)
     assert await store.read("big") is None
     assert calls_to(calls, "BatchGetItem") == []
+
+
+# -- reading a large entry in parts: the body is the one copy ----------------------------
+
+COMPRESSIBLE = bytes(range(256)) * (8 * 1024)  # 2 MiB that zlib shrinks to a few KB
+HALF_RANDOM = random.Random(11).randbytes(1024 * 1024) + bytes(1024 * 1024)  # ~1 MiB zipped
+
+
+def _large_entry(body: bytes) -> CachedResponse:
+    return CachedResponse(
+        status=200,
+        reason="OK",
+        url="https://example.com/big",
+        method="GET",
+        headers=(("Content-Type", "application/octet-stream"),),
+        body=body,
+        created_at=datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc),
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "compressed", "chunked"),
+    [(COMPRESSIBLE, True, False), (TWO_MB, False, True), (HALF_RANDOM, True, True)],
+    ids=["compressed", "split", "compressed-and-split"],
+)
+async def test_read_parts_gives_the_body_as_a_part_of_its_own(
+    store: DynamoDBCache, body: bytes, compressed: bool, chunked: bool
+) -> None:
+    codec = Codec()
+    head, encoded_body = codec.encode_parts(_large_entry(body), key="k")
+    await store.write_parts("k", (head, encoded_body))
+    item = await _raw_item(store, "k")
+    assert item is not None
+    assert ("codec" in item) == compressed
+    assert ("value" not in item) == chunked
+    parts = await store.read_parts("k", codec.head_size)
+    assert parts is not None
+    assert [type(part) for part in parts] == [bytes, bytes]
+    assert [len(part) for part in parts] == [len(head), len(body)]
+    assert parts == (head, body)
+    decoded = codec.decode_parts(parts, key="k")
+    assert decoded.body is parts[-1]  # the body the inflate or the join made, not a slice
+    assert decoded == _large_entry(body)
+    value = head + body
+    assert await store.read("k") == value
+    assert await store.read_many(["k", "missing"]) == [value, None]
+    assert [pair async for pair in store.items()] == [("k", value)]
+
+
+async def test_an_entry_written_whole_is_cut_too(store: DynamoDBCache) -> None:
+    """What :meth:`write` stored, as every version did, reads in two parts as well."""
+    codec = Codec()
+    data = codec.encode(_large_entry(TWO_MB), key="k")
+    await store.write("k", data)
+    parts = await store.read_parts("k", codec.head_size)
+    assert parts is not None
+    assert len(parts) == 2
+    assert parts[-1] == TWO_MB
+    assert codec.decode_parts(parts, key="k").body is parts[-1]
+
+
+async def test_the_backend_reads_a_large_response_with_its_body_as_a_part(
+    dynamodb_url: str,
+) -> None:
+    backend = DynamoDBBackend(
+        unique_name("parts"),
+        table_name="acc-tests",
+        create_table=True,
+        **dynamodb_options(dynamodb_url),
+    )
+    try:
+        await backend.write_entry("k", _large_entry(TWO_MB))
+        assert await backend.read_entry("k") == _large_entry(TWO_MB)
+        (key,) = [key async for key in backend.responses.keys()]  # noqa: SIM118
+        parts = await backend.responses.read_parts(key, backend.codec.head_size)
+        assert parts is not None
+        assert parts[-1] == TWO_MB
+        assert backend.codec.decode_parts(parts, key=key).body is parts[-1]
+    finally:
+        await backend.close()
+
+
+async def test_a_small_item_comes_back_whole_whatever_the_splitter(store: DynamoDBCache) -> None:
+    await store.write("k", b"small value")
+    assert await store.read_parts("k", lambda prefix: 3) == (b"small value",)
+    assert await store.read_parts("k") == (b"small value",)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"not zlib at all", zlib.compress(COMPRESSIBLE)[:-100], zlib.compress(COMPRESSIBLE)[:50]],
+    ids=["garbage", "truncated", "a-few-bytes"],
+)
+async def test_a_compressed_payload_that_does_not_inflate_reads_as_a_miss(
+    store: DynamoDBCache, payload: bytes
+) -> None:
+    client = await _client(store)
+    await client.put_item(
+        TableName=store.table_name,
+        Item={
+            "key": {"S": f"{store.namespace}:k"},
+            "namespace": {"S": store.namespace},
+            "value": {"B": payload},
+            "codec": {"S": "zlib"},
+        },
+    )
+    assert await store.read("k") is None
+    assert await store.read_parts("k") is None
+    assert await store.read_parts("k", lambda prefix: 10) is None
+    assert await store.read_parts("k", lambda prefix: 10**9) is None
 
 
 # -- batches ------------------------------------------------------------------------------

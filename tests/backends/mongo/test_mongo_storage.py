@@ -26,7 +26,8 @@ from pymongo.monitoring import CommandListener, CommandStartedEvent
 
 from acc.backends.mongo import MAX_DOCUMENT_SIZE, TTL_INDEX_NAME, MongoDBBackend, MongoDBCache
 from acc.backends.mongo.cache import _document_size
-from acc.core import BackendError, BackendUnavailable, EntryTooLarge
+from acc.core import BackendError, BackendUnavailable, CachedResponse, EntryTooLarge
+from acc.core.codec import Codec
 
 T = TypeVar("T")
 
@@ -297,11 +298,11 @@ def test_document_size_is_the_size_of_the_bson_the_driver_sends(
     document: dict[str, Any] = {"_id": key, "value": bson.Binary(b"\x01" * size)}
     if expires:
         document["expires_at"] = datetime.datetime(2100, 1, 1)
-    assert _document_size(key, size, expires=expires) == len(bson.encode(document))
+    assert _document_size(key, {"value": size}, expires=expires) == len(bson.encode(document))
 
 
 async def test_an_entry_filling_a_whole_document_is_stored(store: MongoDBCache) -> None:
-    overhead = _document_size("k", 0, expires=True)
+    overhead = _document_size("k", {"value": 0}, expires=True)
     value = bytes(range(256)) * ((MAX_DOCUMENT_SIZE - overhead) // 256)
     value += b"\x00" * (MAX_DOCUMENT_SIZE - overhead - len(value))
     await store.write("k", value, expires_at=time.time() + 60)
@@ -313,7 +314,7 @@ async def test_an_entry_one_byte_too_large_is_refused_with_a_warning_and_reads_a
     store: MongoDBCache, commands: Commands, caplog: pytest.LogCaptureFixture
 ) -> None:
     await store.write("k", b"an older response")
-    overhead = _document_size("k", 0, expires=True)
+    overhead = _document_size("k", {"value": 0}, expires=True)
     commands.clear()
     with caplog.at_level(logging.WARNING, logger="acc"), pytest.raises(EntryTooLarge):
         await store.write(
@@ -325,6 +326,164 @@ async def test_an_entry_one_byte_too_large_is_refused_with_a_warning_and_reads_a
     (record,) = [r for r in caplog.records if "not caching" in r.getMessage()]
     assert record.levelno == logging.WARNING
     assert str(MAX_DOCUMENT_SIZE) in record.getMessage()
+
+
+# -- large entries: head and body in fields of their own --------------------------------
+
+BODY = bytes(range(256)) * (8 * 1024)  # 2 MiB
+
+
+def _large_entry() -> CachedResponse:
+    return CachedResponse(
+        status=200,
+        reason="OK",
+        url="https://example.com/big",
+        method="GET",
+        headers=(("Content-Type", "application/octet-stream"),),
+        body=BODY,
+        created_at=datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc),
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "head", "body", "expires"),
+    [("k", 0, 0, False), ("ünïcødé-键", 300, 1 << 20, True), ("x" * 300, 5, 7, False)],
+)
+def test_document_size_of_a_split_entry_is_the_size_of_its_bson(
+    key: str, head: int, body: int, expires: bool
+) -> None:
+    document: dict[str, Any] = {"_id": key, "head": b"\x01" * head, "body": b"\x02" * body}
+    if expires:
+        document["expires_at"] = datetime.datetime(2100, 1, 1)
+    sizes = {"head": head, "body": body}
+    assert _document_size(key, sizes, expires=expires) == len(bson.encode(document))
+
+
+async def test_a_large_body_written_in_parts_is_a_field_of_its_own(
+    store: MongoDBCache, client: AsyncMongoClient[Any], mongodb_database: str
+) -> None:
+    await store.write("k", b"an older response")
+    await store.write_parts("k", (b"he", b"ad", BODY), expires_at=time.time() + 60)
+    document = await client[mongodb_database]["responses"].find_one({"_id": "k"})
+    assert document is not None
+    assert set(document) == {"_id", "head", "body", "expires_at"}  # no "value" left over
+    assert document["head"] == b"head"  # the parts before the body, joined
+    assert document["body"] == BODY
+
+
+async def test_a_small_body_written_in_parts_is_stored_as_one_value(
+    store: MongoDBCache, client: AsyncMongoClient[Any], mongodb_database: str
+) -> None:
+    await store.write_parts("k", (b"head", b"x" * (1024 * 1024 - 1)))
+    document = await client[mongodb_database]["responses"].find_one({"_id": "k"})
+    assert document is not None
+    assert set(document) == {"_id", "value"}
+    assert await store.read_parts("k", lambda prefix: 4) == (b"head" + b"x" * (1024 * 1024 - 1),)
+
+
+async def test_read_parts_gives_the_stored_body_as_the_last_part_in_one_query(
+    store: MongoDBCache, commands: Commands
+) -> None:
+    codec = Codec()
+    head, body = codec.encode_parts(_large_entry(), key="k")
+    await store.write_parts("k", (head, body))
+    commands.clear()
+    parts = await store.read_parts("k", codec.head_size)
+    assert len(commands.named("find")) == 1
+    assert parts is not None
+    assert [type(part) for part in parts] == [bytes, bytes]
+    assert [len(part) for part in parts] == [len(head), len(body)]
+    assert parts == (head, body)
+    decoded = codec.decode_parts(parts, key="k")
+    assert decoded.body is parts[-1]  # the body PyMongo decoded, not a slice of it
+    assert decoded == _large_entry()
+
+
+async def test_the_backend_writes_a_large_response_in_two_fields(
+    mongodb_url: str, mongodb_database: str, client: AsyncMongoClient[Any]
+) -> None:
+    backend = MongoDBBackend(mongodb_database, url=mongodb_url)
+    try:
+        await backend.write_entry("k", _large_entry())
+        document = await client[mongodb_database]["responses"].find_one({})
+        assert document is not None
+        assert document["body"] == BODY
+        parts = await backend.responses.read_parts(document["_id"], backend.codec.head_size)
+        assert parts is not None
+        assert parts[-1] == BODY
+        assert backend.codec.decode_parts(parts, key=document["_id"]).body is parts[-1]
+        assert await backend.read_entry("k") == _large_entry()
+    finally:
+        await backend.close()
+
+
+async def test_every_other_read_of_a_split_entry_gives_the_joined_value(
+    store: MongoDBCache,
+) -> None:
+    await store.write_parts("big", (b"head:", BODY))
+    await store.write("small", b"whole")
+    joined = b"head:" + BODY
+    assert await store.read("big") == joined
+    assert await store.read_many(["big", "small", "missing"]) == [joined, b"whole", None]
+    assert dict([pair async for pair in store.items()]) == {"big": joined, "small": b"whole"}
+    assert await store.contains("big") is True
+
+
+async def test_documents_of_the_single_value_form_still_read_in_one_part(
+    store: MongoDBCache, client: AsyncMongoClient[Any], mongodb_database: str
+) -> None:
+    collection = client[mongodb_database]["responses"]
+    await collection.insert_one({"_id": "old", "value": bson.Binary(b"head:" + BODY)})
+    parts = await store.read_parts("old", lambda prefix: 5)
+    assert parts is not None
+    assert [type(part) for part in parts] == [bytes]
+    assert parts[0] == b"head:" + BODY
+    assert await store.read("old") == b"head:" + BODY
+
+
+async def test_a_document_without_a_value_reads_as_a_miss(
+    store: MongoDBCache, client: AsyncMongoClient[Any], mongodb_database: str
+) -> None:
+    collection = client[mongodb_database]["responses"]
+    await collection.insert_many(
+        [
+            {"_id": "nothing"},
+            {"_id": "text", "value": "not bytes"},
+            {"_id": "headless", "body": BODY},
+        ]
+    )
+    for key in ("nothing", "text", "headless"):
+        assert await store.read(key) is None
+        assert await store.read_parts(key, lambda prefix: 1) is None
+    assert await store.read_many(["nothing", "text", "headless"]) == [None, None, None]
+    assert [pair async for pair in store.items()] == []
+
+
+async def test_a_split_entry_filling_a_whole_document_is_stored(store: MongoDBCache) -> None:
+    head = b"h" * 100
+    overhead = _document_size("k", {"head": len(head), "body": 0}, expires=True)
+    body = b"\x00" * (MAX_DOCUMENT_SIZE - overhead)
+    await store.write_parts("k", (head, body), expires_at=time.time() + 60)
+    parts = await store.read_parts("k")
+    assert parts is not None
+    assert [len(part) for part in parts] == [len(head), len(body)]
+    assert store.refused_writes == 0
+
+
+async def test_a_split_entry_one_byte_too_large_is_refused_and_the_older_one_removed(
+    store: MongoDBCache, commands: Commands, caplog: pytest.LogCaptureFixture
+) -> None:
+    await store.write_parts("k", (b"older head", BODY))
+    head = b"h" * 100
+    overhead = _document_size("k", {"head": len(head), "body": 0}, expires=True)
+    body = b"\x00" * (MAX_DOCUMENT_SIZE - overhead + 1)
+    commands.clear()
+    with caplog.at_level(logging.WARNING, logger="acc"), pytest.raises(EntryTooLarge):
+        await store.write_parts("k", (head, body), expires_at=time.time() + 60)
+    assert store.refused_writes == 1
+    assert commands.named("update") == []  # never sent
+    assert await store.read_parts("k") is None  # the older response is gone too
+    assert any("not caching" in record.getMessage() for record in caplog.records)
 
 
 # -- clients and failures -------------------------------------------------------------------

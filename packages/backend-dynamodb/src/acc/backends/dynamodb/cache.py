@@ -17,6 +17,14 @@ chunks of two writes, and the chunks of the manifest that was replaced are delet
 afterwards. Chunks carry the entry's ``expires_at`` and the namespace
 ``"<cache_name>:<store>#"``: native expiry and :meth:`DynamoDBCache.clear` remove the
 few a crash may orphan.
+
+A large value costs one copy on its way out whatever acc does: the decompression, or
+the join of its chunks. :meth:`DynamoDBCache.read_parts` makes that one step produce the
+body as a ``bytes`` object of its own, never sliced out of a larger value: a compressed
+payload is inflated up to where the reader's splitter says the body begins (the head),
+then the rest in one call (the body); an uncompressed split entry's body is one join of
+the chunks after that point, of which only the one holding it is cut (through a
+``memoryview``, not a slice). A small item that is stored as it is comes back whole.
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ from typing import Any, ClassVar
 from acc.backends.dynamodb.connection import DynamoDBConnection
 from acc.backends.dynamodb.table import DEFAULT_TABLE, KEY, NAMESPACE, TTL_ATTRIBUTE
 from acc.core.errors import BackendError, ConfigError
-from acc.core.storage import BaseCache
+from acc.core.storage import SPLIT_PROBE, BaseCache, Splitter
 
 __all__ = ["DynamoDBCache"]
 
@@ -47,6 +55,7 @@ _SLACK = 2048  # room for the other attributes' names and values
 _BATCH_WRITE = 25  # BatchWriteItem's limit
 _BATCH_GET = 100  # BatchGetItem's limit
 _MAX_PARTS = 10_000  # about 4 GB: far beyond any response worth caching
+_INFLATE_FEED = 16 * 1024  # compressed bytes fed at a time while a head is inflated
 _NAMES = {
     "#k": KEY,
     "#ns": NAMESPACE,
@@ -88,6 +97,104 @@ def _names_in(*expressions: str) -> dict[str, str]:
 def _is_manifest(item: dict[str, Any] | None, now: float) -> bool:
     """Whether ``item`` is the live manifest of a split entry (its chunks may have moved)."""
     return item is not None and "value" not in item and not _expired(item, now)
+
+
+def _compressed(item: dict[str, Any]) -> bool:
+    return bool(item.get("codec", {}).get("S") == "zlib")
+
+
+def _exact_bytes(value: bytes) -> bytes:
+    """``value`` as ``bytes``: itself when it is, a copy of a bytes-like value else."""
+    return value if type(value) is bytes else bytes(value)
+
+
+def _joined(pieces: Sequence[bytes]) -> bytes:
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
+def _leading(pieces: Sequence[bytes], size: int) -> bytes:
+    """The first ``size`` bytes of the concatenation of ``pieces`` (all of it if shorter)."""
+    prefix = b""
+    for piece in pieces:
+        if len(prefix) >= size:
+            break
+        prefix += piece[: size - len(prefix)]
+    return prefix
+
+
+def _cut(pieces: Sequence[bytes], split: Splitter | None) -> tuple[bytes, ...]:
+    """An uncompressed payload as ``(head, body)`` where ``split`` says, else whole.
+
+    The body is one join of the pieces from the cut on (the piece holding the cut is
+    read through a ``memoryview``), the single copy a join of the chunks costs anyway.
+    One piece (an item stored as it is) is returned whole: cutting it would copy it.
+    """
+    if split is None or len(pieces) == 1:
+        return (_joined(pieces),)
+    offset = split(_leading(pieces, SPLIT_PROBE))
+    if not 0 < offset < sum(map(len, pieces)):
+        return (b"".join(pieces),)
+    index = 0
+    while offset >= len(pieces[index]):  # the piece holding the first byte of the body
+        offset -= len(pieces[index])
+        index += 1
+    head = b"".join([*pieces[:index], pieces[index][:offset]])
+    body = b"".join([memoryview(pieces[index])[offset:], *pieces[index + 1 :]])
+    return (head, body)
+
+
+def _inflate_up_to(inflater: Any, pieces: Sequence[bytes], size: int) -> tuple[bytes, int, int]:
+    """Inflate the first ``size`` bytes of a compressed payload held in ``pieces``.
+
+    The input goes in :data:`_INFLATE_FEED` bytes at a time, so that what the inflater
+    keeps of it when ``size`` is reached (its ``unconsumed_tail``, a copy) stays small.
+
+    Returns:
+        The bytes inflated (fewer than ``size`` if the stream ended first), and where
+        the input not consumed yet begins: a piece's index and an offset into it.
+    """
+    inflated: list[bytes] = []
+    got = 0
+    for index, piece in enumerate(pieces):
+        view = memoryview(piece)
+        position = 0
+        while position < len(view):
+            if got >= size or inflater.eof:
+                return b"".join(inflated), index, position
+            feed = view[position : position + _INFLATE_FEED]
+            output = inflater.decompress(feed, size - got)
+            inflated.append(output)
+            got += len(output)
+            position += len(feed) - len(inflater.unconsumed_tail)
+    return b"".join(inflated), len(pieces), 0
+
+
+def _inflate(pieces: Sequence[bytes], split: Splitter | None) -> tuple[bytes, ...]:
+    """A zlib payload inflated as ``(head, body)`` where ``split`` says, else whole.
+
+    The splitter is shown the first :data:`SPLIT_PROBE` bytes, inflated by an inflater
+    of their own; a second one inflates the head up to the offset, then everything
+    after it in one call, so that the body is the very ``bytes`` object zlib returns.
+
+    Raises:
+        zlib.error: The payload is not a whole zlib stream.
+    """
+    if split is None:
+        return (zlib.decompress(_joined(pieces)),)
+    offset = split(_inflate_up_to(zlib.decompressobj(), pieces, SPLIT_PROBE)[0])
+    if offset < 1:
+        return (zlib.decompress(_joined(pieces)),)
+    inflater = zlib.decompressobj()
+    head, index, position = _inflate_up_to(inflater, pieces, offset)
+    rest: list[bytes | memoryview] = []  # the input not consumed yet
+    if index < len(pieces):
+        rest = [memoryview(pieces[index])[position:], *pieces[index + 1 :]]
+    body = inflater.decompress(rest[0] if len(rest) == 1 else b"".join(rest))
+    if not inflater.eof:  # output held back in the inflater, or a stream cut short
+        body += inflater.flush()
+        if not inflater.eof:
+            raise zlib.error("incomplete or truncated stream")
+    return (head, body) if body else (head,)
 
 
 def _expired(item: dict[str, Any], now: float) -> bool:
@@ -187,36 +294,47 @@ class DynamoDBCache(BaseCache):
 
     async def _value_of(self, item: dict[str, Any] | None, now: float) -> bytes | None:
         """The bytes an item holds (following a manifest), or ``None``."""
+        parts = await self._parts_of(item, now, None)
+        return None if parts is None else _joined(parts)
+
+    async def _parts_of(
+        self, item: dict[str, Any] | None, now: float, split: Splitter | None
+    ) -> tuple[bytes, ...] | None:
+        """The value an item holds (following a manifest), cut where ``split`` says.
+
+        ``None`` when missing, expired, replaced meanwhile or unreadable (damaged items
+        and payloads that do not inflate read as a miss).
+        """
         if item is None or _expired(item, now):
             return None
         try:
             if "value" in item:
-                payload = bytes(item["value"]["B"])
+                pieces = [_exact_bytes(item["value"]["B"])]
             else:
-                assembled = await self._assemble(item)
-                if assembled is None:
+                chunks = await self._chunks_of(item)
+                if chunks is None:
                     return None
-                payload = assembled
-            if item.get("codec", {}).get("S") == "zlib":
-                return zlib.decompress(payload)
+                pieces = chunks
+            return _inflate(pieces, split) if _compressed(item) else _cut(pieces, split)
         except (KeyError, TypeError, ValueError, zlib.error) as exc:
             logger.warning("acc: unreadable DynamoDB item %r: %r", item.get(KEY), exc)
             return None
-        return payload
 
-    async def _assemble(self, manifest: dict[str, Any]) -> bytes | None:
-        """Join a split entry's chunks; ``None`` when any is gone (replaced meanwhile)."""
+    async def _chunks_of(self, manifest: dict[str, Any]) -> list[bytes] | None:
+        """A split entry's chunks, in order; ``None`` when any is gone (replaced meanwhile)."""
         keys = self._chunk_keys(manifest)
         if not keys:
             raise KeyError("parts")
         found = await self._batch_get("read", keys, projection="#k, #v")
-        chunks = [found.get(key[KEY]["S"]) for key in keys]
-        if any(chunk is None for chunk in chunks):
-            return None
-        payload = b"".join(bytes(chunk["value"]["B"]) for chunk in chunks if chunk is not None)
-        if len(payload) != int(manifest["length"]["N"]):
+        chunks: list[bytes] = []
+        for key in keys:
+            chunk = found.get(key[KEY]["S"])
+            if chunk is None:
+                return None
+            chunks.append(_exact_bytes(chunk["value"]["B"]))
+        if sum(map(len, chunks)) != int(manifest["length"]["N"]):
             raise KeyError("length")
-        return payload
+        return chunks
 
     # -- batches --------------------------------------------------------------------------
 
@@ -277,6 +395,16 @@ class DynamoDBCache(BaseCache):
 
     async def read(self, key: str) -> bytes | None:
         """Return the value under ``key``, or ``None`` if missing or expired."""
+        parts = await self.read_parts(key)
+        return None if parts is None else _joined(parts)
+
+    async def read_parts(self, key: str, split: Splitter | None = None) -> tuple[bytes, ...] | None:
+        """Return the value under ``key``, a compressed or split one cut where ``split`` says.
+
+        The body comes out of the one step that copies it anyway: the decompression of
+        a compressed payload, the join of an uncompressed split entry's chunks (see the
+        module's docstring). An item stored as it is comes back whole, in one part.
+        """
         self._ensure_open()
         for _attempt in range(2):  # a split entry replaced mid-read is read again, once
             response = await self.connection.call(
@@ -286,9 +414,9 @@ class DynamoDBCache(BaseCache):
                 ConsistentRead=self.connection.consistent_reads,
             )
             item, now = response.get("Item"), time.time()
-            value = await self._value_of(item, now)
-            if value is not None or not _is_manifest(item, now):
-                return value
+            parts = await self._parts_of(item, now, split)
+            if parts is not None or not _is_manifest(item, now):
+                return parts
         return None
 
     async def read_many(self, keys: Sequence[str]) -> list[bytes | None]:

@@ -4,6 +4,20 @@ Each store is one collection of the cache's database, holding one document per e
 
     {"_id": key, "value": Binary(entry), "expires_at": Date}   # expires_at absent: never
 
+except that an entry the façade hands over in parts with a body of 1 MiB or more
+(:meth:`MongoDBCache.write_parts`) keeps its body in a field of its own::
+
+    {"_id": key, "head": Binary(encoded header), "body": Binary(body), "expires_at": Date}
+
+so that :meth:`MongoDBCache.read_parts` returns the body as the very ``bytes`` object
+PyMongo decoded from the reply, the one copy a remote store costs: acc neither joins
+head and body to write them nor slices the body out of a larger value to read it.
+:meth:`~MongoDBCache.read`, :meth:`~MongoDBCache.read_many` and
+:meth:`~MongoDBCache.items` join the two fields, so either form reads as one value, and
+documents written before the second form existed read as they always did. Values go
+to the driver as ``bytes``, which BSON stores as binary subtype 0 and PyMongo decodes
+back to ``bytes``; a document holding neither form reads as a miss.
+
 A TTL index on ``expires_at`` (``expireAfterSeconds=0``) lets the server delete entries
 once they expire. Its monitor runs only about once a minute, so reads, counts and key
 listings also filter out documents past ``expires_at`` themselves, and
@@ -11,7 +25,7 @@ listings also filter out documents past ``expires_at`` themselves, and
 ``delete_many``. The index is created lazily, by the first write of each store, and
 creating it again is a no-op on the server, so several processes may start at once.
 
-A document is at most 16 MiB. An entry that would not fit is refused: the write logs a
+A document is at most 16 MiB, either form. An entry that would not fit is refused: the write logs a
 warning, removes any previous entry under the key (it is out of date) and returns, so
 the request that produced it is served from the network as usual and later requests
 are misses. Driver errors become :class:`~acc.core.BackendUnavailable` (the server
@@ -31,14 +45,13 @@ import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, NoReturn
 
-from bson import Binary
 from bson.datetime_ms import DatetimeMS
 from bson.errors import BSONError
 from pymongo.errors import ConnectionFailure, DocumentTooLarge, PyMongoError
 
 from acc.backends.mongo.connection import MongoDBConnection
 from acc.core.errors import BackendError, BackendUnavailable, ConfigError, EntryTooLarge
-from acc.core.storage import BaseCache
+from acc.core.storage import BaseCache, Splitter
 
 __all__ = ["MAX_DOCUMENT_SIZE", "MongoDBCache"]
 
@@ -51,6 +64,8 @@ MAX_DOCUMENT_SIZE = 16 * 1024 * 1024
 # lone surrogate) for a value it cannot encode.
 _DRIVER_ERRORS = (PyMongoError, BSONError, UnicodeEncodeError)
 _ITEMS_BATCH = 16  # documents per batch when values are fetched (each may be MiBs)
+_BODY_FIELD_FROM = 1024 * 1024  # a last part this large is stored as a "body" field
+_VALUE_FIELDS = {"value": True, "head": True, "body": True}  # both forms, one projection
 # Database names: no characters MongoDB forbids on any platform, at most 63 bytes.
 _BAD_DB_CHARS = re.compile(r'[/\\. "$*<>:|?\x00]')
 _COLLECTION = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,119}\Z")
@@ -81,20 +96,51 @@ def _check_collection_name(name: object) -> str:
     return name
 
 
-def _document_size(key: str, value_size: int, *, expires: bool) -> int:
-    """The BSON size of the document :meth:`MongoDBCache.write` stores, in bytes.
+def _document_size(key: str, binaries: Mapping[str, int], *, expires: bool) -> int:
+    """The BSON size of a document acc stores, in bytes.
 
-    Computed rather than encoded, so an oversized entry is refused without copying it:
-    4 (length) + elements + 1 (terminator), where each element is a type byte, the
-    field name and a NUL, then the value (a string: length, UTF-8, NUL; binary: length,
-    subtype, bytes; a date: 8 bytes).
+    ``binaries`` maps each binary field (``value``, or ``head`` and ``body``) to its
+    length. Computed rather than encoded, so an oversized entry is refused without
+    copying it: 4 (length) + elements + 1 (terminator), where each element is a type
+    byte, the field name and a NUL, then the value (a string: length, UTF-8, NUL;
+    binary: length, subtype, bytes; a date: 8 bytes).
     """
     size = 4 + 1
     size += 1 + 4 + 4 + len(key.encode("utf-8", "surrogatepass")) + 1  # "_id": string
-    size += 1 + 6 + 4 + 1 + value_size  # "value": binary
+    for name, length in binaries.items():
+        size += 1 + len(name) + 1 + 4 + 1 + length  # binary
     if expires:
         size += 1 + 11 + 8  # "expires_at": date
     return size
+
+
+def _exact_bytes(value: bytes) -> bytes:
+    """``value`` as ``bytes``: itself when it is (subtype 0), a copy of a ``Binary`` else."""
+    return value if type(value) is bytes else bytes(value)
+
+
+def _parts_of(document: Mapping[str, Any]) -> tuple[bytes, ...] | None:
+    """A document's value as parts: ``(value,)`` or ``(head, body)``; ``None`` if damaged.
+
+    The body is the object PyMongo decoded, handed on as it is. A document with neither
+    form (edited by hand, or by something else than acc) reads as a miss.
+    """
+    value = document.get("value")
+    if isinstance(value, bytes):
+        return (_exact_bytes(value),)
+    head, body = document.get("head"), document.get("body")
+    if isinstance(head, bytes) and isinstance(body, bytes):
+        return (_exact_bytes(head), _exact_bytes(body)) if head else (_exact_bytes(body),)
+    logger.warning("acc: unreadable MongoDB document %r: no binary value", document.get("_id"))
+    return None
+
+
+def _value_of(document: Mapping[str, Any]) -> bytes | None:
+    """A document's value as one ``bytes`` object (a split one joined)."""
+    parts = _parts_of(document)
+    if parts is None:
+        return None
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _to_date(epoch: float) -> DatetimeMS | None:
@@ -206,14 +252,30 @@ class MongoDBCache(BaseCache):
 
     async def read(self, key: str) -> bytes | None:
         """Return the value under ``key``, or ``None`` if missing or expired."""
+        document = await self._find_one(key)
+        return None if document is None else _value_of(document)
+
+    async def read_parts(self, key: str, split: Splitter | None = None) -> tuple[bytes, ...] | None:
+        """Return the value under ``key`` in the parts it is stored in, or ``None``.
+
+        A document written by :meth:`write_parts` in two fields gives ``(head, body)``,
+        the body being the object PyMongo decoded (``split`` is not needed: the value is
+        already cut where its writer cut it); any other gives ``(value,)``, as cutting
+        it here would only copy it. One query either way.
+        """
+        document = await self._find_one(key)
+        return None if document is None else _parts_of(document)
+
+    async def _find_one(self, key: str) -> dict[str, Any] | None:
+        """The live document under ``key``, its value fields only (either form)."""
         self._check_open()
         try:
-            document = await self.collection.find_one(
-                {"_id": key, **_live(_now())}, projection={"value": True, "_id": False}
+            document: dict[str, Any] | None = await self.collection.find_one(
+                {"_id": key, **_live(_now())}, projection={**_VALUE_FIELDS, "_id": False}
             )
         except _DRIVER_ERRORS as exc:
             self._failed("read", exc)
-        return None if document is None else bytes(document["value"])
+        return document
 
     async def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """Return the values of ``keys`` in order: one ``$in`` query per :attr:`chunk_size` keys."""
@@ -226,10 +288,12 @@ class MongoDBCache(BaseCache):
             for start in range(0, len(unique), self.chunk_size):
                 cursor = self.collection.find(
                     {"_id": {"$in": unique[start : start + self.chunk_size]}, **_live(now)},
-                    projection={"value": True},
+                    projection=_VALUE_FIELDS,
                 )
                 async for document in cursor:
-                    found[document["_id"]] = bytes(document["value"])
+                    value = _value_of(document)
+                    if value is not None:
+                        found[document["_id"]] = value
         except _DRIVER_ERRORS as exc:
             self._failed("read_many", exc)
         return [found.get(key) for key in keys]
@@ -243,11 +307,35 @@ class MongoDBCache(BaseCache):
         which the façade counts as "not stored", not as a failure.
         """
         self._check_open()
+        await self._replace(key, {"value": bytes(value)}, expires_at)
+
+    async def write_parts(
+        self, key: str, parts: Sequence[bytes], *, expires_at: float | None = None
+    ) -> None:
+        """Store the concatenation of ``parts``; a large last part as a field of its own.
+
+        When the last part (the body) is 1 MiB or more, the document holds the parts
+        before it, joined, as ``head`` and the body as ``body``: the body goes to the
+        driver as it is, never joined with the head into one more copy, and
+        :meth:`read_parts` returns it as a part of its own. A smaller value is stored
+        by :meth:`write`. The size limit and its refusal are :meth:`write`'s.
+        """
+        self._check_open()
+        if not parts or len(parts[-1]) < _BODY_FIELD_FROM:
+            await super().write_parts(key, parts, expires_at=expires_at)
+            return
+        head = parts[0] if len(parts) == 2 else b"".join(parts[:-1])
+        await self._replace(key, {"head": bytes(head), "body": bytes(parts[-1])}, expires_at)
+
+    async def _replace(self, key: str, fields: dict[str, bytes], expires_at: float | None) -> None:
+        """Upsert the document of ``key`` with the binary ``fields``, or refuse it."""
         expires = None if expires_at is None else _to_date(expires_at)
-        size = _document_size(key, len(value), expires=expires is not None)
+        lengths = {name: len(value) for name, value in fields.items()}
+        size = _document_size(key, lengths, expires=expires is not None)
         if size > self.max_document_size:
             await self._refuse(key, f"its document would be {size} bytes")
-        document: dict[str, Any] = {"_id": key, "value": Binary(bytes(value))}
+        # ``bytes`` is BSON binary subtype 0: the driver encodes it without a Binary copy.
+        document: dict[str, Any] = {"_id": key, **fields}
         if expires is not None:
             document["expires_at"] = expires
         try:
@@ -318,9 +406,11 @@ class MongoDBCache(BaseCache):
 
     async def items(self) -> AsyncIterator[tuple[str, bytes]]:
         """Iterate over live ``(key, value)`` pairs in key order, a few at a time."""
-        projection = {"_id": True, "value": True}
+        projection = {"_id": True, **_VALUE_FIELDS}
         async for document in self._documents("items", projection, batch_size=_ITEMS_BATCH):
-            yield document["_id"], bytes(document["value"])
+            value = _value_of(document)
+            if value is not None:
+                yield document["_id"], value
 
     async def _documents(
         self, operation: str, projection: dict[str, bool], *, batch_size: int
