@@ -5,11 +5,29 @@ Layout: one Redis string per entry, under ``<cache_name>:<store>:<key>`` (for ex
 is what lets Redis expire each entry by itself and lets a cluster spread a cache over all
 its nodes; it also means no command ever loads a whole namespace.
 
+A large entry (written with ``write_parts``, a body of 1 MiB or more) is two keys: its
+own holds a small pointer (a mark, the body's length, the head), and its body is the
+whole value of ``{<cache_name>:<store>:<key>}:body``. A hit then hands the caller the
+body as the ``bytes`` object redis-py parsed, never a slice of a larger value (a copy:
+twice the body's memory per hit). The hash tag keeps both keys in one slot of a
+cluster, so one ``MULTI``/``EXEC`` or ``UNLINK`` takes both; the leading ``{`` keeps the
+body key out of the namespace's ``SCAN`` pattern (it is no entry).
+
 * ``write`` sets value and expiry in one ``SET ... PXAT`` (milliseconds since the epoch,
-  from ``expires_at``); an entry written already expired is removed instead.
+  from ``expires_at``); an entry written already expired is removed instead. The body key
+  a large value written before may have left is unlinked in the same round trip. A
+  value that happens to start with the pointers' mark is stored escaped (mark, ``I``,
+  value), so the store keeps any bytes at all.
+* ``write_parts`` of a large value builds it under a temporary key, 1 MiB per command
+  (``SET`` then ``APPEND``), and moves it into place with one ``MULTI``/``EXEC``:
+  readers never see half a value, nor a pointer without its body.
 * ``read``, ``write``, ``delete`` and ``contains`` are single-key commands that go
   through the connection's automatic pipeline (unless ``auto_pipeline=False``): the
   reads of concurrent tasks become one ``MGET``, their writes share its round trip.
+  A value that is not marked (every small entry) is one ``GET``, nothing more; a
+  pointer costs a second round trip, ``MULTI``/``GET`` key/``GET`` body key/``EXEC``,
+  so head and body come from one state of the database. A body that is gone (evicted
+  under ``maxmemory``) makes the entry a miss.
 * ``read_many`` is one ``MGET`` (on a cluster, one per hash slot, sent in one pipeline).
 * ``keys``, ``size``, ``clear`` walk the namespace with ``SCAN MATCH <prefix>*`` (never
   ``KEYS``, which blocks the server), on every primary of a cluster, holding one page of
@@ -18,26 +36,29 @@ its nodes; it also means no command ever loads a whole namespace.
 * ``delete_expired`` does nothing (one ``TIME``) unless asked about a time ahead of the
   server's clock: Redis has already expired everything due before it.
 * deletions use ``UNLINK`` (the memory is freed in the background) in batches of 500
-  keys, all batches in one round trip.
+  keys, all batches in one round trip, each entry's body key named with it.
 
-Only core commands are used (``SET``, ``GET``, ``MGET``, ``EXISTS``, ``UNLINK``, ``SCAN``,
-``TIME``, ``PEXPIRETIME``, ``EVAL`` for the lock), so Valkey and DragonflyDB work as well.
+Only core commands are used (``SET``, ``GET``, ``MGET``, ``APPEND``, ``RENAME``,
+``EXISTS``, ``UNLINK``, ``SCAN``, ``TIME``, ``PEXPIRETIME``, ``MULTI``/``EXEC``, ``EVAL``
+for the lock), so Valkey and DragonflyDB work as well.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 import secrets
+import struct
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
 from redis import exceptions as redis_errors
 
 from acc.backends.redis.connection import RedisClient, RedisConnection
 from acc.core.errors import BackendError, ConfigError
-from acc.core.storage import BaseCache
+from acc.core.storage import BaseCache, Splitter
 
 __all__ = ["LOCK_STORE", "RedisCache", "check_cache_name", "glob_escape"]
 
@@ -47,6 +68,13 @@ _STORE = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 _PIECE = 1024 * 1024  # bytes per command when a large value is written in parts
 _PARTIAL_TTL_MS = 60_000  # the life of a value being written in parts, if never finished
 _GLOB = re.compile(rb"([\\*?\[\]])")
+# What a value the store wraps starts with: no acc entry or record does (they start with
+# the codec's magic), and a value given to write() that happens to is stored escaped.
+_MARK = b"\x00acc-redis:"
+_INLINE = _MARK + b"I"  # the value follows, as it was given
+_POINTER = _MARK + b"P"  # the body's length, then the head; the body is in {<key>}:body
+_BODY_LENGTH = struct.Struct(">Q")
+_DEAD = -1  # the deadline of a value written already expired
 
 
 def glob_escape(text: bytes) -> bytes:
@@ -54,18 +82,124 @@ def glob_escape(text: bytes) -> bytes:
     return _GLOB.sub(rb"\\\1", text)
 
 
+def _deadline_ms(expires_at: float | None) -> int | None:
+    """``expires_at`` in epoch milliseconds; ``None`` for never, :data:`_DEAD` if past.
+
+    Raises:
+        ConfigError: Not a number of seconds (or NaN).
+    """
+    if expires_at is None or expires_at == math.inf:
+        return None
+    if not isinstance(expires_at, (int, float)) or math.isnan(expires_at):
+        raise ConfigError("expires_at", f"expected epoch seconds or None, not {expires_at!r}")
+    if expires_at <= time.time():
+        return _DEAD
+    return round(expires_at * 1000)
+
+
+def _set(target: bytes, value: bytes, deadline: int | None) -> tuple[Any, ...]:
+    if deadline is None:
+        return ("SET", target, value)
+    return ("SET", target, value, "PXAT", deadline)
+
+
+def _expire(redis_key: bytes, deadline: int | None) -> tuple[Any, ...]:
+    return ("PERSIST", redis_key) if deadline is None else ("PEXPIREAT", redis_key, deadline)
+
+
+def _companion(target: bytes) -> bytes | None:
+    """The body key of the entry under ``target``, or ``None`` if it cannot have one.
+
+    ``{<key>}:body``: the hash tag puts it in the slot of ``<key>`` (so one ``MULTI`` or
+    ``UNLINK`` takes both on a cluster), and the leading ``{`` keeps it outside the
+    namespace's ``SCAN`` pattern (it is no entry). A key with a brace of its own would
+    make another hash tag, so it never has one.
+    """
+    if b"{" in target or b"}" in target:
+        return None
+    return b"{" + target + b"}:body"
+
+
+def _and_companion(target: bytes, companion: bytes | None) -> tuple[bytes, ...]:
+    return (target,) if companion is None else (target, companion)
+
+
+def _with_companions(redis_keys: Iterable[bytes]) -> list[bytes]:
+    """``redis_keys``, each followed by its body key if it may have one."""
+    return [name for key in redis_keys for name in _and_companion(key, _companion(key))]
+
+
+def _stored_form(value: bytes) -> bytes:
+    """What ``SET`` stores for ``value``: itself, or escaped when it looks wrapped."""
+    return _INLINE + value if value.startswith(_MARK) else value
+
+
+def _starts_with_mark(parts: Sequence[bytes]) -> bool:
+    """Whether the concatenation of ``parts`` starts with the mark (without joining them)."""
+    start = b""
+    for part in parts:
+        start += bytes(part[: len(_MARK) - len(start)])
+        if len(start) == len(_MARK):
+            break
+    return start == _MARK
+
+
+def _pieces(parts: Sequence[bytes], prefix: bytes = b"") -> Iterator[bytes | memoryview]:
+    """``prefix``, then ``parts`` in views of at most 1 MiB (no copy)."""
+    if prefix:
+        yield prefix
+    for part in parts:
+        view = memoryview(part)
+        for start in range(0, len(view), _PIECE):
+            yield view[start : start + _PIECE]
+
+
+def _parts_of(value: bytes | None, body: bytes | None) -> tuple[bytes, ...] | None:
+    """The entry a key's ``value`` (and its body key's ``body``) stand for; ``None``: a miss.
+
+    A pointer whose body is missing, or not of the length it records, is a miss.
+    """
+    if value is None:
+        return None
+    if not value.startswith(_MARK):
+        return (value,)
+    if value.startswith(_INLINE):
+        return (value[len(_INLINE) :],)
+    start = len(_POINTER) + _BODY_LENGTH.size
+    if not value.startswith(_POINTER) or body is None or len(value) < start:
+        return None
+    if _BODY_LENGTH.unpack_from(value, len(_POINTER))[0] != len(body):
+        return None
+    head = value[start:]
+    return (head, body) if head else (body,)
+
+
+def _joined(parts: tuple[bytes, ...] | None) -> bytes | None:
+    if parts is None:
+        return None
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
 def check_cache_name(cache_name: object) -> str:
     """Validate a cache name used as a key prefix.
 
     A ``:`` is refused because it would make prefixes ambiguous: the keys of cache
     ``a:responses`` would fall inside the ``responses`` store of cache ``a``, and
-    clearing one cache would delete the other's entries.
+    clearing one cache would delete the other's entries. A leading ``{`` is refused for
+    the same reason: the keys a store keeps beside its entries (``{a:responses:k}:body``)
+    would fall inside the namespace of a cache named ``{a``.
 
     Raises:
-        ConfigError: Not a non-empty string, or it contains ``:``.
+        ConfigError: Not a non-empty string, or it contains ``:`` or starts with ``{``.
     """
     if not isinstance(cache_name, str) or not cache_name:
         raise ConfigError("cache_name", f"expected a non-empty string, not {cache_name!r}")
+    if cache_name.startswith("{"):
+        raise ConfigError(
+            "cache_name",
+            f"{cache_name!r} starts with '{{', which begins the names of the keys stored "
+            "beside the entries of every cache; start it with another character",
+        )
     if ":" in cache_name:
         raise ConfigError(
             "cache_name",
@@ -180,98 +314,194 @@ class RedisCache(BaseCache):
         groups = self.connection.by_slot(dict.fromkeys(redis_keys))
         await self.connection.batch(operation, [("UNLINK", *group) for group in groups])
 
+    async def _run_pair(
+        self, operation: str, first: tuple[Any, ...], second: tuple[Any, ...]
+    ) -> None:
+        """Two single-key commands in one round trip, run in this order."""
+        self._ensure_open()
+        pipeline = self.connection.pipeline
+        if pipeline is None:
+            await self.connection.batch(operation, [first, second])
+            return
+        await asyncio.gather(pipeline.call(operation, *first), pipeline.call(operation, *second))
+
+    async def _resolve(
+        self, operation: str, target: bytes, value: bytes
+    ) -> tuple[bytes, ...] | None:
+        """The parts of a marked ``value`` read under ``target``; ``None`` for a miss.
+
+        An escaped value is unwrapped. A pointer's head and body are read again together
+        (``MULTI``: ``GET`` key, ``GET`` body key; ``EXEC``), so that a rewrite between
+        the first read and this one can never pair one entry's head with another's
+        body: what the key holds then is what is returned, whatever it is. A body that
+        is gone (evicted under ``maxmemory``) makes the entry a miss.
+        """
+        if not value.startswith(_POINTER):
+            return _parts_of(value, None)
+        companion = _companion(target)
+        if companion is None or not self.connection.transactions:
+            return None  # read together or not at all
+        current, body = await self.connection.transaction(
+            operation, [("GET", target), ("GET", companion)]
+        )
+        return _parts_of(current, body)
+
+    async def _resolve_found(self, operation: str, found: dict[bytes, bytes]) -> None:
+        """Replace the marked values of an ``MGET`` by what they stand for, in place."""
+        marked = [key for key, value in found.items() if value.startswith(_MARK)]
+        if not marked:
+            return
+        resolved = await asyncio.gather(
+            *(self._resolve(operation, key, found[key]) for key in marked)
+        )
+        for key, parts in zip(marked, resolved, strict=True):
+            value = _joined(parts)
+            if value is None:
+                del found[key]
+            else:
+                found[key] = value
+
     # -- the port -----------------------------------------------------------------------------
 
     async def read(self, key: str) -> bytes | None:
         """Return the value under ``key``, or ``None`` (Redis hides expired keys).
 
         With ``auto_pipeline`` (the default), the reads of every task in one loop
-        iteration are one ``MGET``.
+        iteration are one ``MGET``. A large entry's pointer costs a second round trip
+        (its head and body, read together) and one join.
         """
-        value = await self._run("read", "GET", self.redis_key(key))
-        return None if value is None else bytes(value)
+        target = self.redis_key(key)
+        value = await self._run("read", "GET", target)
+        if value is None:
+            return None
+        value = bytes(value)
+        if not value.startswith(_MARK):
+            return value
+        return _joined(await self._resolve("read", target, value))
+
+    async def read_parts(self, key: str, split: Splitter | None = None) -> tuple[bytes, ...] | None:
+        """Return the value under ``key`` as parts, or ``None``.
+
+        A large entry written apart comes back as the parts it was written in: its head,
+        then its body, the very ``bytes`` object redis-py parsed off the wire (never a
+        slice of a larger value, which would be a copy). Any other value is one part.
+        ``split`` is not needed: the parts are already where the writer cut them.
+        """
+        target = self.redis_key(key)
+        value = await self._run("read", "GET", target)
+        if value is None:
+            return None
+        value = bytes(value)
+        if not value.startswith(_MARK):  # the hit path: one GET, no more
+            return (value,)
+        return await self._resolve("read", target, value)
 
     async def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        """Return the values of ``keys`` in order, in one round trip."""
+        """Return the values of ``keys`` in order, in one round trip (more for pointers)."""
         self._ensure_open()
         redis_keys = [self.redis_key(key) for key in keys]
         if not redis_keys:
             return []
         found = await self._mget("read_many", redis_keys)
+        await self._resolve_found("read_many", found)
         return [found.get(key) for key in redis_keys]
 
     async def write(self, key: str, value: bytes, *, expires_at: float | None = None) -> None:
         """Store ``value``, with its expiry in the same command (``SET ... PXAT``).
 
         An ``expires_at`` already past deletes the key instead: the entry is dead, and
-        an older value must not stay readable.
+        an older value must not stay readable. The body key a large value written before
+        may have left is unlinked in the same round trip, after the ``SET``.
         """
         self._ensure_open()
         target = self.redis_key(key)
-        if expires_at is None or expires_at == math.inf:
-            await self._run("write", "SET", target, bytes(value))
+        deadline = _deadline_ms(expires_at)
+        companion = _companion(target)
+        if deadline == _DEAD:
+            await self._run("write", "UNLINK", *_and_companion(target, companion))
             return
-        if not isinstance(expires_at, (int, float)) or math.isnan(expires_at):
-            raise ConfigError("expires_at", f"expected epoch seconds or None, not {expires_at!r}")
-        deadline_ms = round(expires_at * 1000)
-        if expires_at <= time.time():
-            await self._run("write", "UNLINK", target)
+        command = _set(target, _stored_form(bytes(value)), deadline)
+        if companion is None:
+            await self._run("write", *command)
             return
-        await self._run("write", "SET", target, bytes(value), "PXAT", deadline_ms)
+        await self._run_pair("write", command, ("UNLINK", companion))
 
     async def write_parts(
         self, key: str, parts: Sequence[bytes], *, expires_at: float | None = None
     ) -> None:
-        """Store the concatenation of ``parts``: a large value in 1 MiB commands.
+        """Store the concatenation of ``parts``; a large last part in a key of its own.
 
         One ``SET`` of a large value would be copied whole twice on its way to the
         socket (the command, then the transport's buffer). Instead the value is built
         under a temporary key in the same hash slot, ``SET`` then ``APPEND`` a piece at a
-        time (each a slice of the parts, never a copy of them), and renamed over
-        ``key`` at the end, so readers never see it half written. The temporary key is
-        outside the namespace's pattern (its name starts with ``{``) and expires by
-        itself within a minute if the write is abandoned.
+        time (each a slice of the parts, never a copy of them), and moved into place at
+        the end by one ``MULTI``/``EXEC``, so readers never see it half written. The
+        temporary key is outside the namespace's pattern (its name starts with ``{``)
+        and expires by itself within a minute if the write is abandoned.
+
+        A last part of 1 MiB or more (the body of a large entry) is built that way into
+        the entry's body key, ``{<key>}:body``, and the entry's own key gets a pointer
+        holding the other parts, so that a read hands the body back as the object the
+        driver parsed (see :meth:`read_parts`).
         """
         self._ensure_open()
-        size = sum(len(part) for part in parts)
         target = self.redis_key(key)
-        if size < _PIECE * 2 or b"{" in target or b"}" in target:
+        companion = _companion(target)
+        body = parts[-1] if parts else b""
+        apart = companion is not None and len(body) >= _PIECE and self.connection.transactions
+        size = sum(len(part) for part in parts)
+        if companion is None or not (apart or size >= _PIECE * 2):
             await self.write(key, b"".join(parts), expires_at=expires_at)
             return
-        if expires_at is not None and expires_at != math.inf and expires_at <= time.time():
-            await self._run("write", "UNLINK", target)
+        deadline = _deadline_ms(expires_at)
+        if deadline == _DEAD:
+            await self._run("write", "UNLINK", target, companion)
             return
         temporary = b"{" + target + b"}:partial:" + secrets.token_hex(8).encode()
+        # The old body key goes first: if the temporary key were gone (RENAME fails,
+        # and Redis does not roll back the rest), a pointer must find no body rather
+        # than the previous entry's.
+        finish: list[tuple[Any, ...]] = [("UNLINK", companion)]
+        if apart:
+            await self._upload(temporary, _pieces((body,)))
+            pointer = _POINTER + _BODY_LENGTH.pack(len(body)) + b"".join(parts[:-1])
+            finish += [
+                ("RENAME", temporary, companion),
+                _set(target, pointer, deadline),
+                _expire(companion, deadline),
+            ]
+        else:  # a large value without a large last part: built whole, under the key
+            escape = _INLINE if _starts_with_mark(parts) else b""
+            await self._upload(temporary, _pieces(parts, escape))
+            finish += [("RENAME", temporary, target), _expire(target, deadline)]
+        if self.connection.transactions:
+            await self.connection.transaction("write", finish)
+        else:  # a cluster client of redis-py < 6.2: never apart, so nothing to read together
+            await self.connection.batch("write", finish)
+
+    async def _upload(self, temporary: bytes, pieces: Iterator[bytes | memoryview]) -> None:
+        """Build a value under ``temporary``: ``SET`` its first piece, ``APPEND`` the rest."""
         first = True
-        for part in parts:
-            view = memoryview(part)
-            for start in range(0, len(view), _PIECE):
-                piece = view[start : start + _PIECE]
-                if first:
-                    # Not pipelined: a 1 MiB piece would hold up the small commands.
-                    await self.connection.run(
-                        "write", "SET", temporary, piece, "PX", _PARTIAL_TTL_MS
-                    )
-                    first = False
-                else:  # each piece gives the partial value another minute
-                    await self.connection.batch(
-                        "write",
-                        [("APPEND", temporary, piece), ("PEXPIRE", temporary, _PARTIAL_TTL_MS)],
-                    )
-        if expires_at is None or expires_at == math.inf:
-            finish: tuple[Any, ...] = ("PERSIST", target)
-        else:
-            finish = ("PEXPIREAT", target, round(expires_at * 1000))
-        await self.connection.batch("write", [("RENAME", temporary, target), finish])
+        for piece in pieces:
+            if first:
+                # Not pipelined: a 1 MiB piece would hold up the small commands.
+                await self.connection.run("write", "SET", temporary, piece, "PX", _PARTIAL_TTL_MS)
+                first = False
+            else:  # each piece gives the partial value another minute
+                await self.connection.batch(
+                    "write",
+                    [("APPEND", temporary, piece), ("PEXPIRE", temporary, _PARTIAL_TTL_MS)],
+                )
 
     async def delete(self, key: str) -> None:
-        """Remove ``key`` (``UNLINK``; a missing key is not an error)."""
-        await self._run("delete", "UNLINK", self.redis_key(key))
+        """Remove ``key`` and its body key (``UNLINK``; a missing key is not an error)."""
+        target = self.redis_key(key)
+        await self._run("delete", "UNLINK", *_and_companion(target, _companion(target)))
 
     async def bulk_delete(self, keys: Iterable[str]) -> None:
         """Remove many keys: ``UNLINK`` in batches of 500, in one round trip."""
         self._ensure_open()
-        await self._unlink("bulk_delete", [self.redis_key(key) for key in keys])
+        await self._unlink("bulk_delete", _with_companions(self.redis_key(key) for key in keys))
 
     async def contains(self, key: str) -> bool:
         """Whether ``key`` holds a live value (``EXISTS``: the value is not sent)."""
@@ -302,6 +532,7 @@ class RedisCache(BaseCache):
         """
         async for page in self._scan("items"):
             found = await self._mget("items", page)
+            await self._resolve_found("items", found)
             for redis_key in page:
                 value = found.get(redis_key)
                 if value is not None:  # expired or deleted since the scan saw it
@@ -346,14 +577,18 @@ class RedisCache(BaseCache):
                 if isinstance(deadline, int) and 0 <= deadline <= limit
             ]
             if doomed:
-                await self._unlink("delete_expired", doomed)
+                await self._unlink("delete_expired", _with_companions(doomed))
                 removed += len(doomed)
         return removed
 
     async def clear(self) -> None:
-        """Remove every key of this namespace (``SCAN`` + ``UNLINK``), and nothing else."""
+        """Remove every key of this namespace (``SCAN`` + ``UNLINK``), and nothing else.
+
+        The body key of each entry goes with it (``{<key>}:body`` is outside the
+        pattern, so it is named, not found).
+        """
         async for page in self._scan("clear"):
-            await self._unlink("clear", page)
+            await self._unlink("clear", _with_companions(page))
 
     async def close(self) -> None:
         """Release the shared connection (closed with its last store). Idempotent."""

@@ -12,6 +12,8 @@ stores the few primitives they need in a form that is the same for both:
 * :meth:`RedisConnection.batch` sends commands in one round trip (a pipeline; on a
   cluster, one round trip per node, in parallel), with multi-key commands split so that
   no command spans two hash slots;
+* :meth:`RedisConnection.transaction` runs commands in one ``MULTI``/``EXEC`` (on a
+  cluster, commands of one hash slot), for what must change or be read together;
 * :meth:`RedisConnection.scan` iterates over the keys matching a pattern on every
   primary (``SCAN``, never ``KEYS``).
 
@@ -34,6 +36,7 @@ from urllib.parse import urlsplit
 
 from redis import exceptions as redis_errors
 from redis.asyncio import BlockingConnectionPool, Connection, Redis
+from redis.asyncio import cluster as redis_cluster
 from redis.asyncio import connection as redis_connection
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
@@ -81,6 +84,8 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncio.TimeoutError,
     OSError,
 )
+# redis-py runs MULTI/EXEC in a cluster pipeline from 6.2 on (its transaction strategy).
+_CLUSTER_TRANSACTIONS = hasattr(redis_cluster, "TransactionStrategy")
 _TRANSLATED: tuple[type[BaseException], ...] = (*_UNAVAILABLE, redis_errors.RedisError)
 
 
@@ -434,6 +439,34 @@ class RedisConnection(SharedConnection):
                         pipe.execute_command(*command)
                     return list(await pipe.execute())
         async with self._cluster_turn(operation), self.client.pipeline() as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            return list(await pipe.execute())
+
+    @property
+    def transactions(self) -> bool:
+        """Whether :meth:`transaction` works here.
+
+        Always on one server; on a cluster, with redis-py 6.2 or later (earlier versions
+        refuse ``MULTI`` in a cluster pipeline).
+        """
+        return not self.is_cluster or _CLUSTER_TRANSACTIONS
+
+    async def transaction(self, operation: str, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Run ``commands`` in one ``MULTI``/``EXEC`` and return their replies.
+
+        No other client's command runs between them, so the reads among them see one
+        state of the database and the writes land together. On a cluster every command
+        must touch the same hash slot (a hash tag). An error reply to one command raises
+        after the others ran: Redis does not roll back.
+        """
+        if not self.is_cluster:
+            with self.errors(operation):
+                async with self.client.pipeline(transaction=True) as pipe:
+                    for command in commands:
+                        pipe.execute_command(*command)
+                    return list(await pipe.execute())
+        async with self._cluster_turn(operation), self.client.pipeline(transaction=True) as pipe:
             for command in commands:
                 pipe.execute_command(*command)
             return list(await pipe.execute())
