@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -225,3 +226,73 @@ async def test_close_closes_the_inner_store(remote: _Counting) -> None:
     await near.close()
     assert remote.closed
     assert isinstance(near, BaseCache)
+
+
+# -- values in parts (large entries) --------------------------------------------------------
+
+
+class _PartsRecording(MemoryCache):
+    """A MemoryCache that records the parts written to it and the parts reads it answers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written_parts: list[tuple[bytes, ...]] = []
+        self.parts_reads = 0
+
+    async def write_parts(self, key: str, parts: Any, *, expires_at: float | None = None) -> None:
+        self.written_parts.append(tuple(parts))
+        await super().write_parts(key, parts, expires_at=expires_at)
+
+    async def read_parts(self, key: str, split: Any = None) -> tuple[bytes, ...] | None:
+        self.parts_reads += 1
+        return await super().read_parts(key, split)
+
+
+async def test_parts_go_to_the_store_as_parts_and_are_kept_as_the_same_objects() -> None:
+    inner = _PartsRecording()
+    near = NearCache(inner)
+    head, body = b"head" * 4, bytes(range(256)) * 8
+    await near.write_parts("k", (head, body))
+    assert inner.written_parts == [(head, body)]  # not joined on the way to the store
+    parts = await near.read_parts("k")
+    assert parts is not None
+    assert parts[0] is head
+    assert parts[1] is body
+    assert inner.parts_reads == 0  # answered locally
+    assert await near.read("k") == head + body
+    assert await near.read_many(["k", "missing"]) == [head + body, None]
+
+
+async def test_parts_read_from_the_store_are_kept_and_served_again(tmp_path: Path) -> None:
+    path = tmp_path / "near-parts.sqlite"
+    body = bytes(range(256)) * (8 * 1024)  # 2 MiB: written and read in parts
+    entry = CachedResponse(200, "OK", "https://example.com/big", "GET", body=body)
+    async with CacheBackend(
+        responses=SQLiteCache(path, "responses"), redirects=SQLiteCache(path, "redirects")
+    ) as writer:
+        await writer.write_entry("k", entry)
+    async with CacheBackend(
+        responses=SQLiteCache(path, "responses"),
+        redirects=SQLiteCache(path, "redirects"),
+        near_cache=True,
+    ) as reader:
+        near = reader.responses
+        assert isinstance(near, NearCache)
+        first = await reader.read_entry("k")
+        second = await reader.read_entry("k")
+        assert first == entry
+        assert near.local_hits == 1
+        # The body SQLite read as a part of its own is the one kept, reused by the memo.
+        assert second is first
+        assert second.body is first.body
+
+
+async def test_parts_of_another_type_are_returned_but_never_kept() -> None:
+    class Odd(MemoryCache):
+        async def read_parts(self, key: str, split: Any = None) -> Any:
+            return [b"a", b"b"]  # a list: what a careless store might return
+
+    near = NearCache(Odd())
+    got: object = await near.read_parts("k")
+    assert got == [b"a", b"b"]
+    assert len(near._local) == 0

@@ -9,7 +9,6 @@ hit. Headers are kept as the ordered list of pairs the server sent (duplicates s
 from __future__ import annotations
 
 import functools
-
 from collections.abc import Iterable
 from datetime import datetime, timezone
 

@@ -15,6 +15,11 @@ What it promises, and what it costs:
 * A read that raced with a write or delete in this process does not refill the local
   copy with what it read, so a deleted value cannot come back from an earlier read.
 * Listing (``keys``, ``size``, ``items``) always asks the inner store.
+* A value written or read in parts (:meth:`~acc.core.storage.BaseCache.write_parts`,
+  :meth:`~acc.core.storage.BaseCache.read_parts`: a large entry's head and body) is
+  kept as those parts and handed out as the very same objects, never joined: a large
+  local hit copies nothing, and the inner store gets the parts too (Redis keeps a large
+  body in a key of its own).
 
 It is a :class:`~acc.core.storage.BaseCache` like any other, so it passes the same
 conformance kit as the stores it wraps.
@@ -27,7 +32,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import ClassVar
 
 from acc.core.errors import ConfigError
-from acc.core.storage.base import BaseCache
+from acc.core.storage.base import BaseCache, Splitter
 from acc.core.storage.lru import LRU
 
 __all__ = ["NearCache"]
@@ -37,8 +42,21 @@ DEFAULT_MAX_AGE = 5.0
 DEFAULT_MAX_ENTRIES = 1024
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
-_Item = tuple[bytes, float | None, float]
+_Value = bytes | tuple[bytes, ...]
+"""A value as kept: whole, or the parts it was written or read in."""
+_Item = tuple[_Value, float | None, float]
 """A local copy: the value, its ``expires_at`` (epoch seconds) and when it was fetched."""
+
+
+def _joined(value: _Value) -> bytes:
+    return value if isinstance(value, bytes) else b"".join(value)
+
+
+def _as_parts(parts: object) -> _Value | None:
+    """``parts`` as a value to keep: exact ``bytes`` parts only (anything else is not kept)."""
+    if type(parts) is not tuple or not parts or any(type(part) is not bytes for part in parts):
+        return None
+    return parts[0] if len(parts) == 1 else parts
 
 
 def _positive(name: str, value: object, kind: type | tuple[type, ...]) -> None:
@@ -113,7 +131,7 @@ class NearCache(BaseCache):
 
     # -- the local copies -------------------------------------------------------------------
 
-    def _fresh(self, key: str) -> bytes | None:
+    def _fresh(self, key: str) -> _Value | None:
         local = self._local
         item = local.peek(key)
         if item is None:
@@ -128,12 +146,13 @@ class NearCache(BaseCache):
         self.local_hits += 1
         return value
 
-    def _keep(self, key: str, value: bytes, expires_at: float | None) -> None:
+    def _keep(self, key: str, value: _Value, expires_at: float | None) -> None:
         """Keep a local copy; one larger than ``max_bytes``, or expired, is not kept."""
         if expires_at is not None and expires_at <= self._now():
             self._local.pop(key)
             return
-        self._local.put(key, (value, expires_at, self._age_clock()), len(value))
+        size = len(value) if isinstance(value, bytes) else sum(map(len, value))
+        self._local.put(key, (value, expires_at, self._age_clock()), size)
 
     def _changing(self, keys: Iterable[str] | None) -> None:
         """Evict ``keys`` (``None``: all) and void the reads in flight.
@@ -149,14 +168,19 @@ class NearCache(BaseCache):
             for key in keys:
                 self._local.pop(key)
 
-    def _fill(self, key: str, value: bytes, mutations_before: int) -> None:
-        """Keep a value read from the store, unless a change was made meanwhile."""
+    def _fill(self, key: str, value: _Value, mutations_before: int) -> None:
+        """Keep a value read from the store, unless a change was made meanwhile.
+
+        The expiry of a value read in parts is read from its first part, which holds
+        the entry's metadata when the store cut it where the body begins (a value cut
+        elsewhere has no readable expiry there, and is not kept).
+        """
         if self._mutations != mutations_before:
             return
         expires_at = None
         if self.expires_of is not None:
             try:
-                expires_at = self.expires_of(value)
+                expires_at = self.expires_of(value if isinstance(value, bytes) else value[0])
             except Exception:
                 return  # unreadable: do not keep what cannot be bounded
         self._keep(key, value, expires_at)
@@ -175,20 +199,38 @@ class NearCache(BaseCache):
     async def read(self, key: str) -> bytes | None:
         """Return the local copy while fresh, else read the store (and keep a copy)."""
         self._ensure_open()
-        value = self._fresh(key)
-        if value is not None:
-            return value
+        local = self._fresh(key)
+        if local is not None:
+            return _joined(local)
         before = self._mutations
         value = await self.inner.read(key)
         if value is not None:
             self._fill(key, value, before)
         return value
 
+    async def read_parts(self, key: str, split: Splitter | None = None) -> tuple[bytes, ...] | None:
+        """Return the local copy's parts (the very objects kept), else the store's.
+
+        Parts read from the store (cut by ``split`` where the body begins) are kept as
+        they are, so the next local hit returns those same objects.
+        """
+        self._ensure_open()
+        local = self._fresh(key)
+        if local is not None:
+            return (local,) if isinstance(local, bytes) else local
+        before = self._mutations
+        parts = await self.inner.read_parts(key, split)
+        if parts is not None:
+            kept = _as_parts(parts)
+            if kept is not None:
+                self._fill(key, kept, before)
+        return parts
+
     async def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """Return fresh local copies, and read the rest from the store in one call."""
         self._ensure_open()
         keys = list(keys)
-        found = [self._fresh(key) for key in keys]
+        found = [None if (v := self._fresh(key)) is None else _joined(v) for key in keys]
         missing = [key for key, value in zip(keys, found, strict=True) if value is None]
         if missing:
             before = self._mutations
@@ -208,6 +250,19 @@ class NearCache(BaseCache):
         finally:
             self._changing([key])
         self._keep(key, bytes(value), expires_at)
+
+    async def write_parts(
+        self, key: str, parts: Sequence[bytes], *, expires_at: float | None = None
+    ) -> None:
+        """Write the parts to the store as parts, then keep them locally, not joined."""
+        self._ensure_open()
+        self._changing([key])
+        try:
+            await self.inner.write_parts(key, parts, expires_at=expires_at)
+        finally:
+            self._changing([key])
+        kept = _as_parts(tuple(parts))
+        self._keep(key, kept if kept is not None else b"".join(parts), expires_at)
 
     async def delete(self, key: str) -> None:
         """Delete from the store and evict the local copy."""
