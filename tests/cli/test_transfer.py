@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import io
 import json
 import uuid
 from pathlib import Path
@@ -10,6 +12,8 @@ from typing import Any
 
 import jsonschema  # type: ignore[import-untyped, unused-ignore]
 from click.testing import Result
+
+from acc.cli.transfer import _lines, read_lines
 
 PATHS = ("/json", "/text", "/etag", "/download", "/redirect")
 
@@ -283,3 +287,17 @@ async def test_a_malformed_import_is_one_line(run_acc, tmp_path: Path) -> None:
     foreign = tmp_path / "foreign.jsonl"
     foreign.write_text('{"hello": 1}\n')
     assert (await run_acc("import", "--format", "jsonl", str(foreign))).exit_code == 2
+
+
+async def test_the_read_queue_holds_the_reader_back_and_loses_no_line() -> None:
+    # The reader thread queues at most 1,000 lines ahead of the writes: when the queue
+    # is full it waits for room, and every line still arrives, once and in order.
+    loop = asyncio.get_running_loop()
+    lines = [f"line {number}\n" for number in range(2500)]
+    queue = read_lines(io.StringIO("".join(lines)), loop)
+    while not queue.full():  # noqa: ASYNC110 - polling the queue the thread fills
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # it cannot add more meanwhile
+    assert queue.qsize() == queue.maxsize == 1000
+    received = [line async for _number, line in _lines(queue)]
+    assert received == lines

@@ -100,6 +100,10 @@ async def _export(
     return {"entries": entries, "aliases": aliases, "format": fmt}
 
 
+_FULL_QUEUE_RETRY = 0.005
+"""Seconds before the loop tries again to queue a line the full queue had no room for."""
+
+
 def read_lines(stream: IO[str], loop: asyncio.AbstractEventLoop) -> asyncio.Queue[Any]:
     """Lines of ``stream``, read by a daemon thread into a bounded queue (rule 3).
 
@@ -108,12 +112,19 @@ def read_lines(stream: IO[str], loop: asyncio.AbstractEventLoop) -> asyncio.Queu
     queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=1000)
 
     def put(item: Any) -> bool:
-        # The put coroutine is made in the loop's own thread: made here, it would be left
-        # un-awaited (and warned about) when the loop closes first, as on Ctrl-C.
+        # No coroutine and no task: one made for Queue.put would be left un-awaited (and
+        # warned about) whenever the loop closes before it runs, as on Ctrl-C or when
+        # the command ends early. The loop's thread puts the item when there is room,
+        # and looks again shortly while the queue is full (the reader is ahead).
         done = threading.Event()
 
         def schedule() -> None:
-            loop.create_task(queue.put(item)).add_done_callback(lambda _task: done.set())
+            try:
+                queue.put_nowait(item)
+            except asyncio.QueueFull:
+                loop.call_later(_FULL_QUEUE_RETRY, schedule)
+                return
+            done.set()
 
         try:
             loop.call_soon_threadsafe(schedule)
