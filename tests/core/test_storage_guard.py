@@ -9,8 +9,10 @@ with a generous timeout turns that into a failure instead of a hang.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncIterator, Awaitable
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -403,3 +405,89 @@ def test_stores_that_cancel_promptly_are_timed_in_the_request_task():
     near = NearCache(MemoryCache())
     assert near.cancels_promptly is True
     assert CacheBackend(responses=promptly, redirects=near)._isolated is False
+
+
+# -- one timer per loop (the watchdog behind StorageGuard.timed) ---------------------------
+
+
+def _assert_not_cancelling() -> None:
+    """The running task has no cancellation pending (none left behind by a timeout)."""
+    task = asyncio.current_task()
+    assert task is not None
+    if sys.version_info >= (3, 11):  # Task.cancelling() is new in 3.11
+        assert task.cancelling() == 0
+
+
+async def _pending() -> None:
+    await asyncio.sleep(0)
+    await asyncio.Event().wait()
+
+
+def test_a_shorter_budget_after_a_longer_one_is_still_cut_at_its_own_deadline():
+    # The loop's one timer is armed at the earliest deadline it knows: a wait with less
+    # time left than every wait before it arms it earlier.
+    async def main() -> None:
+        guard = StorageGuard(clock=lambda: 0.0)
+        long_wait = asyncio.ensure_future(guard.timed(_pending(), Budget(3600.0)))
+        await asyncio.sleep(0.01)
+        with pytest.raises(StorageTimeout):
+            # Far below an hour: the bound only keeps a broken re-arm from hanging.
+            await asyncio.wait_for(guard.timed(_pending(), Budget(0.05)), 60)
+        assert not long_wait.done()  # its own deadline is an hour away
+        long_wait.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await long_wait
+
+    asyncio.run(main())
+
+
+def test_many_waits_each_end_by_their_own_deadline_or_answer():
+    async def main() -> None:
+        guard = StorageGuard(clock=lambda: 0.0)
+
+        async def answers(value: int) -> int:
+            await asyncio.sleep(0)
+            await asyncio.sleep(0.01)
+            return value
+
+        waits: list[Awaitable[object]] = [
+            guard.timed(_pending(), Budget(0.02 * (n + 1))) for n in range(5)
+        ]
+        waits += [guard.timed(answers(n), Budget(60.0)) for n in range(5)]
+        results: list[object] = await asyncio.gather(*waits, return_exceptions=True)
+        assert [type(r) for r in results[:5]] == [StorageTimeout] * 5
+        assert results[5:] == [0, 1, 2, 3, 4]
+        _assert_not_cancelling()
+
+    asyncio.run(main())
+
+
+def test_a_cancellation_from_outside_is_no_timeout():
+    async def main() -> None:
+        guard = StorageGuard(clock=lambda: 0.0)
+        wait = asyncio.ensure_future(guard.timed(_pending(), Budget(60.0)))
+        await asyncio.sleep(0.01)
+        wait.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await wait
+
+    asyncio.run(main())
+
+
+def test_an_operation_that_answers_despite_the_timeout_leaves_its_task_uncancelled():
+    # A driver that swallows the cancellation and answers: its answer is returned, and
+    # the task is not left with a cancellation pending (it would cancel the next await).
+    async def main() -> None:
+        guard = StorageGuard(clock=lambda: 0.0)
+
+        async def stubborn() -> str:
+            await asyncio.sleep(0)
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.Event().wait()
+            return "answered anyway"
+
+        assert await guard.timed(stubborn(), Budget(0.02)) == "answered anyway"
+        _assert_not_cancelling()
+        await asyncio.sleep(0.01)  # not cancelled
+
+    asyncio.run(main())
