@@ -125,3 +125,11 @@ async def test_a_large_memory_hit_is_decoded_once_and_shares_the_stored_body() -
     parts = await backend.responses.read_parts("k")
     assert parts is not None
     assert first.body is parts[-1]
+
+
+def test_join_parts_gives_a_single_part_itself_and_joins_several() -> None:
+    from acc.core.storage import join_parts
+
+    part = bytes(range(256))
+    assert join_parts((part,)) is part  # no copy
+    assert join_parts([b"ab", b"", b"cd"]) == b"abcd"

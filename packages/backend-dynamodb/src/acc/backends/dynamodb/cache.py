@@ -42,7 +42,7 @@ from typing import Any, ClassVar
 from acc.backends.dynamodb.connection import DynamoDBConnection
 from acc.backends.dynamodb.table import DEFAULT_TABLE, KEY, NAMESPACE, TTL_ATTRIBUTE
 from acc.core.errors import BackendError, ConfigError
-from acc.core.storage import SPLIT_PROBE, BaseCache, Splitter
+from acc.core.storage import SPLIT_PROBE, BaseCache, Splitter, join_parts
 
 __all__ = ["DynamoDBCache"]
 
@@ -108,10 +108,6 @@ def _exact_bytes(value: bytes) -> bytes:
     return value if type(value) is bytes else bytes(value)
 
 
-def _joined(pieces: Sequence[bytes]) -> bytes:
-    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
-
-
 def _leading(pieces: Sequence[bytes], size: int) -> bytes:
     """The first ``size`` bytes of the concatenation of ``pieces`` (all of it if shorter)."""
     prefix = b""
@@ -130,7 +126,7 @@ def _cut(pieces: Sequence[bytes], split: Splitter | None) -> tuple[bytes, ...]:
     One piece (an item stored as it is) is returned whole: cutting it would copy it.
     """
     if split is None or len(pieces) == 1:
-        return (_joined(pieces),)
+        return (join_parts(pieces),)
     offset = split(_leading(pieces, SPLIT_PROBE))
     if not 0 < offset < sum(map(len, pieces)):
         return (b"".join(pieces),)
@@ -180,10 +176,10 @@ def _inflate(pieces: Sequence[bytes], split: Splitter | None) -> tuple[bytes, ..
         zlib.error: The payload is not a whole zlib stream.
     """
     if split is None:
-        return (zlib.decompress(_joined(pieces)),)
+        return (zlib.decompress(join_parts(pieces)),)
     offset = split(_inflate_up_to(zlib.decompressobj(), pieces, SPLIT_PROBE)[0])
     if offset < 1:
-        return (zlib.decompress(_joined(pieces)),)
+        return (zlib.decompress(join_parts(pieces)),)
     inflater = zlib.decompressobj()
     head, index, position = _inflate_up_to(inflater, pieces, offset)
     rest: list[bytes | memoryview] = []  # the input not consumed yet
@@ -295,7 +291,7 @@ class DynamoDBCache(BaseCache):
     async def _value_of(self, item: dict[str, Any] | None, now: float) -> bytes | None:
         """The bytes an item holds (following a manifest), or ``None``."""
         parts = await self._parts_of(item, now, None)
-        return None if parts is None else _joined(parts)
+        return None if parts is None else join_parts(parts)
 
     async def _parts_of(
         self, item: dict[str, Any] | None, now: float, split: Splitter | None
@@ -396,7 +392,7 @@ class DynamoDBCache(BaseCache):
     async def read(self, key: str) -> bytes | None:
         """Return the value under ``key``, or ``None`` if missing or expired."""
         parts = await self.read_parts(key)
-        return None if parts is None else _joined(parts)
+        return None if parts is None else join_parts(parts)
 
     async def read_parts(self, key: str, split: Splitter | None = None) -> tuple[bytes, ...] | None:
         """Return the value under ``key``, a compressed or split one cut where ``split`` says.

@@ -51,7 +51,7 @@ from pymongo.errors import ConnectionFailure, DocumentTooLarge, PyMongoError
 
 from acc.backends.mongo.connection import MongoDBConnection
 from acc.core.errors import BackendError, BackendUnavailable, ConfigError, EntryTooLarge
-from acc.core.storage import BaseCache, Splitter
+from acc.core.storage import BaseCache, Splitter, join_parts
 
 __all__ = ["MAX_DOCUMENT_SIZE", "MongoDBCache"]
 
@@ -138,9 +138,7 @@ def _parts_of(document: Mapping[str, Any]) -> tuple[bytes, ...] | None:
 def _value_of(document: Mapping[str, Any]) -> bytes | None:
     """A document's value as one ``bytes`` object (a split one joined)."""
     parts = _parts_of(document)
-    if parts is None:
-        return None
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+    return None if parts is None else join_parts(parts)
 
 
 def _to_date(epoch: float) -> DatetimeMS | None:

@@ -58,7 +58,7 @@ from redis import exceptions as redis_errors
 
 from acc.backends.redis.connection import RedisClient, RedisConnection
 from acc.core.errors import BackendError, ConfigError
-from acc.core.storage import BaseCache, Splitter
+from acc.core.storage import BaseCache, Splitter, join_parts
 
 __all__ = ["LOCK_STORE", "RedisCache", "check_cache_name", "glob_escape"]
 
@@ -175,9 +175,7 @@ def _parts_of(value: bytes | None, body: bytes | None) -> tuple[bytes, ...] | No
 
 
 def _joined(parts: tuple[bytes, ...] | None) -> bytes | None:
-    if parts is None:
-        return None
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+    return None if parts is None else join_parts(parts)
 
 
 def check_cache_name(cache_name: object) -> str:

@@ -11,6 +11,6 @@ Rules this layer keeps:
    bounded LRU they share.
 """
 
-from acc.core.storage.base import SPLIT_PROBE, BaseCache, Splitter
+from acc.core.storage.base import SPLIT_PROBE, BaseCache, Splitter, join_parts
 
-__all__ = ["SPLIT_PROBE", "BaseCache", "Splitter"]
+__all__ = ["SPLIT_PROBE", "BaseCache", "Splitter", "join_parts"]

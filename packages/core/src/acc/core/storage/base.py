@@ -20,7 +20,7 @@ from typing import ClassVar, Final
 
 from acc.core.errors import BackendError
 
-__all__ = ["SPLIT_PROBE", "BaseCache", "Splitter"]
+__all__ = ["SPLIT_PROBE", "BaseCache", "Splitter", "join_parts"]
 
 SPLIT_PROBE: Final = 64
 """How many leading bytes of a value a :data:`Splitter` is shown (all of it when shorter)."""
@@ -29,6 +29,14 @@ Splitter = Callable[[bytes], int]
 """``split(prefix) -> offset``: where, in a value whose first bytes are ``prefix``, its
 second part should begin (see :meth:`BaseCache.read_parts`). An offset outside
 ``1 .. len(value) - 1`` means: do not split."""
+
+
+def join_parts(parts: Sequence[bytes]) -> bytes:
+    """The concatenation of ``parts``: the only part itself when there is one (no copy).
+
+    How a store that keeps or reads a value in parts gives it back whole.
+    """
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 class BaseCache(abc.ABC):
@@ -120,8 +128,7 @@ class BaseCache(abc.ABC):
         must never see a partial value. This default joins the parts and calls
         :meth:`write`.
         """
-        value = parts[0] if len(parts) == 1 else b"".join(parts)
-        await self.write(key, value, expires_at=expires_at)
+        await self.write(key, join_parts(parts), expires_at=expires_at)
 
     async def read_parts(self, key: str, split: Splitter | None = None) -> tuple[bytes, ...] | None:
         """Return the value under ``key`` as parts whose concatenation it is, or ``None``.

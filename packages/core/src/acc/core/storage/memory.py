@@ -19,13 +19,15 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import ClassVar
 
 from acc.core.errors import EntryTooLarge
-from acc.core.storage.base import BaseCache, Splitter
+from acc.core.storage.base import BaseCache, Splitter, join_parts
 from acc.core.storage.lru import LRU
 
 __all__ = ["MemoryCache"]
 
-_Value = bytes | tuple[bytes, ...]
-"""A stored value: ``bytes``, or the parts of one written with ``write_parts``."""
+StoredValue = bytes | tuple[bytes, ...]
+"""A value kept in memory: ``bytes``, or the parts it was written (or read) in.
+
+The near cache keeps its local copies the same way."""
 
 
 class MemoryCache(BaseCache):
@@ -54,7 +56,7 @@ class MemoryCache(BaseCache):
         cls._read_overridden = cls.read is not MemoryCache.read
 
     def __init__(self, *, max_entries: int | None = None, max_bytes: int | None = None) -> None:
-        self._data: LRU[str, tuple[_Value, float | None]] = LRU(
+        self._data: LRU[str, tuple[StoredValue, float | None]] = LRU(
             max_entries=max_entries, max_bytes=max_bytes
         )
 
@@ -73,7 +75,7 @@ class MemoryCache(BaseCache):
         """Entries evicted so far to stay within ``max_entries`` and ``max_bytes``."""
         return self._data.evictions
 
-    def _live(self, key: str, now: float) -> _Value | None:
+    def _live(self, key: str, now: float) -> StoredValue | None:
         data = self._data
         item = data.peek(key)
         if item is None:
@@ -88,7 +90,7 @@ class MemoryCache(BaseCache):
     async def read(self, key: str) -> bytes | None:
         """Return the value under ``key`` and mark it recently used."""
         self._ensure_open()
-        return _joined(self._live(key, time.time()))
+        return stored_bytes(self._live(key, time.time()))
 
     async def read_parts(self, key: str, split: Splitter | None = None) -> tuple[bytes, ...] | None:
         """Return the parts the value under ``key`` was written in: the very objects.
@@ -107,7 +109,7 @@ class MemoryCache(BaseCache):
         """Return the values of ``keys`` in order."""
         self._ensure_open()
         now = time.time()
-        return [_joined(self._live(key, now)) for key in keys]
+        return [stored_bytes(self._live(key, now)) for key in keys]
 
     async def write(self, key: str, value: bytes, *, expires_at: float | None = None) -> None:
         """Store ``value``, evicting the least recently used entries when over a bound.
@@ -139,7 +141,7 @@ class MemoryCache(BaseCache):
         kept = tuple(bytes(part) for part in parts)
         self._put(key, kept[0] if len(kept) == 1 else kept, sum(map(len, kept)), expires_at)
 
-    def _put(self, key: str, value: _Value, size: int, expires_at: float | None) -> None:
+    def _put(self, key: str, value: StoredValue, size: int, expires_at: float | None) -> None:
         if not self._data.put(key, (value, expires_at), size):
             raise EntryTooLarge(f"{size} bytes is more than max_bytes={self.max_bytes}")
 
@@ -193,8 +195,8 @@ class MemoryCache(BaseCache):
         await super().close()
 
 
-def _joined(value: _Value | None) -> bytes | None:
-    """A stored value as bytes: itself, or its parts joined (a copy)."""
+def stored_bytes(value: StoredValue | None) -> bytes | None:
+    """A value kept in memory as bytes: itself, or its parts joined (a copy)."""
     if value is None or isinstance(value, bytes):
         return value
-    return b"".join(value)
+    return join_parts(value)

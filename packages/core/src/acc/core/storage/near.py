@@ -32,8 +32,9 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import ClassVar
 
 from acc.core.errors import ConfigError
-from acc.core.storage.base import BaseCache, Splitter
+from acc.core.storage.base import BaseCache, Splitter, join_parts
 from acc.core.storage.lru import LRU
+from acc.core.storage.memory import StoredValue, stored_bytes
 
 __all__ = ["NearCache"]
 
@@ -42,17 +43,11 @@ DEFAULT_MAX_AGE = 5.0
 DEFAULT_MAX_ENTRIES = 1024
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
-_Value = bytes | tuple[bytes, ...]
-"""A value as kept: whole, or the parts it was written or read in."""
-_Item = tuple[_Value, float | None, float]
+_Item = tuple[StoredValue, float | None, float]
 """A local copy: the value, its ``expires_at`` (epoch seconds) and when it was fetched."""
 
 
-def _joined(value: _Value) -> bytes:
-    return value if isinstance(value, bytes) else b"".join(value)
-
-
-def _as_parts(parts: object) -> _Value | None:
+def _as_parts(parts: object) -> StoredValue | None:
     """``parts`` as a value to keep: exact ``bytes`` parts only (anything else is not kept)."""
     if type(parts) is not tuple or not parts or any(type(part) is not bytes for part in parts):
         return None
@@ -131,7 +126,7 @@ class NearCache(BaseCache):
 
     # -- the local copies -------------------------------------------------------------------
 
-    def _fresh(self, key: str) -> _Value | None:
+    def _fresh(self, key: str) -> StoredValue | None:
         local = self._local
         item = local.peek(key)
         if item is None:
@@ -146,7 +141,7 @@ class NearCache(BaseCache):
         self.local_hits += 1
         return value
 
-    def _keep(self, key: str, value: _Value, expires_at: float | None) -> None:
+    def _keep(self, key: str, value: StoredValue, expires_at: float | None) -> None:
         """Keep a local copy; one larger than ``max_bytes``, or expired, is not kept."""
         if expires_at is not None and expires_at <= self._now():
             self._local.pop(key)
@@ -168,7 +163,7 @@ class NearCache(BaseCache):
             for key in keys:
                 self._local.pop(key)
 
-    def _fill(self, key: str, value: _Value, mutations_before: int) -> None:
+    def _fill(self, key: str, value: StoredValue, mutations_before: int) -> None:
         """Keep a value read from the store, unless a change was made meanwhile.
 
         The expiry of a value read in parts is read from its first part, which holds
@@ -201,7 +196,7 @@ class NearCache(BaseCache):
         self._ensure_open()
         local = self._fresh(key)
         if local is not None:
-            return _joined(local)
+            return stored_bytes(local)
         before = self._mutations
         value = await self.inner.read(key)
         if value is not None:
@@ -230,7 +225,7 @@ class NearCache(BaseCache):
         """Return fresh local copies, and read the rest from the store in one call."""
         self._ensure_open()
         keys = list(keys)
-        found = [None if (v := self._fresh(key)) is None else _joined(v) for key in keys]
+        found = [stored_bytes(self._fresh(key)) for key in keys]
         missing = [key for key, value in zip(keys, found, strict=True) if value is None]
         if missing:
             before = self._mutations
@@ -262,7 +257,7 @@ class NearCache(BaseCache):
         finally:
             self._changing([key])
         kept = _as_parts(tuple(parts))
-        self._keep(key, kept if kept is not None else b"".join(parts), expires_at)
+        self._keep(key, kept if kept is not None else join_parts(parts), expires_at)
 
     async def delete(self, key: str) -> None:
         """Delete from the store and evict the local copy."""
