@@ -2,33 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from pathlib import Path
 
+from acc_entries import large_entry
+
 from acc.backends.filesystem import FileCache
-from acc.core import CachedResponse
 from acc.core.codec import Codec
 
 BODY = bytes(range(256)) * (4 * 1024)  # 1 MiB: above INLINE_READ_MAX
-
-
-def entry() -> CachedResponse:
-    return CachedResponse(
-        status=200,
-        reason="OK",
-        url="https://example.com/big",
-        method="GET",
-        headers=(),
-        body=BODY,
-        created_at=datetime(2030, 1, 1, tzinfo=timezone.utc),
-    )
 
 
 async def test_a_large_value_is_read_as_head_and_body(tmp_path: Path) -> None:
     store = FileCache(tmp_path)
     try:
         codec = Codec()
-        head, body = codec.encode_parts(entry(), key="k")
+        head, body = codec.encode_parts(large_entry(BODY), key="k")
         await store.write_parts("k", (head, body))
         parts = await store.read_parts("k", codec.head_size)
         assert parts == (head, body)

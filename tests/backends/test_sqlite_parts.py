@@ -10,29 +10,16 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from acc_entries import large_entry
 
 import acc.backends.sqlite.cache as sqlite_cache
 from acc.backends.sqlite import SQLiteBackend, SQLiteCache
-from acc.core import CachedResponse
 from acc.core.codec import Codec
 
 BODY = bytes(range(256)) * (8 * 1024)  # 2 MiB
-
-
-def entry() -> CachedResponse:
-    return CachedResponse(
-        status=200,
-        reason="OK",
-        url="https://example.com/big",
-        method="GET",
-        headers=(("Content-Type", "application/octet-stream"),),
-        body=BODY,
-        created_at=datetime(2030, 1, 1, tzinfo=timezone.utc),
-    )
 
 
 @pytest.fixture
@@ -49,7 +36,7 @@ async def test_a_large_value_is_read_as_head_and_body(
     if thread == "worker":  # every large value counts as too large for the loop thread
         monkeypatch.setattr(sqlite_cache, "_LOOP_READ_MAX", 0)
     codec = Codec()
-    head, body = codec.encode_parts(entry(), key="k")
+    head, body = codec.encode_parts(large_entry(BODY), key="k")
     await store.write_parts("k", (head, body))
     parts = await store.read_parts("k", codec.head_size)
     assert parts is not None
@@ -60,7 +47,7 @@ async def test_a_large_value_is_read_as_head_and_body(
 
 async def test_a_value_written_whole_is_cut_too(store: SQLiteCache) -> None:
     codec = Codec()
-    data = codec.encode(entry(), key="k")
+    data = codec.encode(large_entry(BODY), key="k")
     await store.write("k", data)
     parts = await store.read_parts("k", codec.head_size)
     assert parts is not None
@@ -89,9 +76,9 @@ async def test_an_expired_large_value_is_none(store: SQLiteCache) -> None:
 async def test_a_large_hit_through_the_backend_shares_the_read_body(tmp_path: Path) -> None:
     backend = SQLiteBackend(str(tmp_path / "backend.sqlite"))
     try:
-        await backend.write_entry("k", entry())
+        await backend.write_entry("k", large_entry(BODY))
         found = await backend.read_entry("k")
-        assert found == entry()
+        assert found == large_entry(BODY)
         assert found is not None
         assert found.body is not BODY
     finally:

@@ -7,28 +7,14 @@ Any other partition still decodes (joined), and the check covers every byte eith
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import pytest
+from acc_entries import large_entry
 
 from acc.core import MemoryCache
 from acc.core.codec import Codec, DecodeError
-from acc.core.models import CachedResponse
 from acc.core.storage import SPLIT_PROBE
 
 BODY = bytes(range(256)) * 4096  # 1 MiB
-
-
-def entry(body: bytes = BODY) -> CachedResponse:
-    return CachedResponse(
-        status=200,
-        reason="OK",
-        url="https://example.com/big",
-        method="GET",
-        headers=(("Content-Type", "application/octet-stream"),),
-        body=body,
-        created_at=datetime(2030, 1, 1, tzinfo=timezone.utc),
-    )
 
 
 @pytest.fixture(params=[None, "s3cret"], ids=["crc", "signed"])
@@ -37,7 +23,7 @@ def codec(request: pytest.FixtureRequest) -> Codec:
 
 
 def test_head_size_is_where_the_body_begins(codec: Codec) -> None:
-    head, body = codec.encode_parts(entry(), key="k")
+    head, body = codec.encode_parts(large_entry(BODY), key="k")
     data = head + body
     assert codec.head_size(data[:SPLIT_PROBE]) == len(head)
     assert codec.head_size(data[:10]) == 0  # too short to tell: do not split
@@ -45,26 +31,26 @@ def test_head_size_is_where_the_body_begins(codec: Codec) -> None:
 
 
 def test_a_body_part_cut_at_the_body_is_used_as_it_is(codec: Codec) -> None:
-    head, body = codec.encode_parts(entry(), key="k")
+    head, body = codec.encode_parts(large_entry(BODY), key="k")
     stored_body = bytes(bytearray(body))  # as a store would read it: an object of its own
     decoded = codec.decode_parts((head, stored_body), key="k")
-    assert decoded == entry()
+    assert decoded == large_entry(BODY)
     assert decoded.body is stored_body
 
 
 @pytest.mark.parametrize("cut", [1, 7, 100, -1, -5000])
 def test_parts_cut_elsewhere_decode_joined(codec: Codec, cut: int) -> None:
-    data = codec.encode(entry(), key="k")
+    data = codec.encode(large_entry(BODY), key="k")
     decoded = codec.decode_parts((data[:cut], data[cut:]), key="k")
-    assert decoded == entry()
+    assert decoded == large_entry(BODY)
     middle = len(data) // 2
     three = codec.decode_parts((data[:5], data[5:middle], data[middle:]), key="k")
-    assert three == entry()
+    assert three == large_entry(BODY)
 
 
 @pytest.mark.parametrize("where", ["head", "body"])
 def test_a_flipped_bit_in_either_part_is_a_decode_error(codec: Codec, where: str) -> None:
-    head, body = codec.encode_parts(entry(), key="k")
+    head, body = codec.encode_parts(large_entry(BODY), key="k")
     if where == "head":
         head = head[:-3] + bytes([head[-3] ^ 1]) + head[-2:]
     else:
@@ -74,7 +60,7 @@ def test_a_flipped_bit_in_either_part_is_a_decode_error(codec: Codec, where: str
 
 
 def test_parts_under_another_key_or_truncated_are_decode_errors(codec: Codec) -> None:
-    head, body = codec.encode_parts(entry(), key="k")
+    head, body = codec.encode_parts(large_entry(BODY), key="k")
     with pytest.raises(DecodeError):
         codec.decode_parts((head, body), key="other")
     with pytest.raises(DecodeError):
@@ -95,14 +81,14 @@ def test_hostile_parts_are_decode_errors(parts: object) -> None:
 
 def test_bytes_like_parts_decode() -> None:
     codec = Codec()
-    head, body = codec.encode_parts(entry(), key="k")
+    head, body = codec.encode_parts(large_entry(BODY), key="k")
     parts = (bytearray(head), memoryview(body))
-    assert codec.decode_parts(parts, key="k") == entry()  # type: ignore[arg-type]
+    assert codec.decode_parts(parts, key="k") == large_entry(BODY)  # type: ignore[arg-type]
 
 
 async def test_memory_store_keeps_and_returns_the_parts_written() -> None:
     store = MemoryCache()
-    head, body = Codec().encode_parts(entry(), key="k")
+    head, body = Codec().encode_parts(large_entry(BODY), key="k")
     await store.write_parts("k", (head, body))
     parts = await store.read_parts("k")
     assert parts is not None
@@ -117,7 +103,7 @@ async def test_a_large_memory_hit_is_decoded_once_and_shares_the_stored_body() -
     from acc.core import CacheBackend
 
     backend = CacheBackend()
-    await backend.write_entry("k", entry())
+    await backend.write_entry("k", large_entry(BODY))
     first = await backend.read_entry("k")
     second = await backend.read_entry("k")
     assert first is not None

@@ -8,7 +8,6 @@ batch answer "unprocessed", as DynamoDB does when it throttles, which moto never
 from __future__ import annotations
 
 import asyncio
-import datetime
 import math
 import random
 import time
@@ -17,6 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from acc_entries import large_entry
 from acc_services.dynamodb import (
     calls_to,
     dynamodb_client,
@@ -27,7 +27,7 @@ from acc_services.dynamodb import (
 
 from acc.backends.dynamodb import ITEM_LIMIT, DynamoDBBackend, DynamoDBCache
 from acc.backends.dynamodb import connection as connection_module
-from acc.core import BackendUnavailable, CachedResponse
+from acc.core import BackendUnavailable
 from acc.core.codec import Codec
 
 TWO_MB = random.Random(7).randbytes(2 * 1024 * 1024)  # incompressible
@@ -306,18 +306,6 @@ COMPRESSIBLE = bytes(range(256)) * (8 * 1024)  # 2 MiB that zlib shrinks to a fe
 HALF_RANDOM = random.Random(11).randbytes(1024 * 1024) + bytes(1024 * 1024)  # ~1 MiB zipped
 
 
-def _large_entry(body: bytes) -> CachedResponse:
-    return CachedResponse(
-        status=200,
-        reason="OK",
-        url="https://example.com/big",
-        method="GET",
-        headers=(("Content-Type", "application/octet-stream"),),
-        body=body,
-        created_at=datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc),
-    )
-
-
 @pytest.mark.parametrize(
     ("body", "compressed", "chunked"),
     [(COMPRESSIBLE, True, False), (TWO_MB, False, True), (HALF_RANDOM, True, True)],
@@ -327,7 +315,7 @@ async def test_read_parts_gives_the_body_as_a_part_of_its_own(
     store: DynamoDBCache, body: bytes, compressed: bool, chunked: bool
 ) -> None:
     codec = Codec()
-    head, encoded_body = codec.encode_parts(_large_entry(body), key="k")
+    head, encoded_body = codec.encode_parts(large_entry(body), key="k")
     await store.write_parts("k", (head, encoded_body))
     item = await _raw_item(store, "k")
     assert item is not None
@@ -340,7 +328,7 @@ async def test_read_parts_gives_the_body_as_a_part_of_its_own(
     assert parts == (head, body)
     decoded = codec.decode_parts(parts, key="k")
     assert decoded.body is parts[-1]  # the body the inflate or the join made, not a slice
-    assert decoded == _large_entry(body)
+    assert decoded == large_entry(body)
     value = head + body
     assert await store.read("k") == value
     assert await store.read_many(["k", "missing"]) == [value, None]
@@ -350,7 +338,7 @@ async def test_read_parts_gives_the_body_as_a_part_of_its_own(
 async def test_an_entry_written_whole_is_cut_too(store: DynamoDBCache) -> None:
     """What :meth:`write` stored, as every version did, reads in two parts as well."""
     codec = Codec()
-    data = codec.encode(_large_entry(TWO_MB), key="k")
+    data = codec.encode(large_entry(TWO_MB), key="k")
     await store.write("k", data)
     parts = await store.read_parts("k", codec.head_size)
     assert parts is not None
@@ -369,8 +357,8 @@ async def test_the_backend_reads_a_large_response_with_its_body_as_a_part(
         **dynamodb_options(dynamodb_url),
     )
     try:
-        await backend.write_entry("k", _large_entry(TWO_MB))
-        assert await backend.read_entry("k") == _large_entry(TWO_MB)
+        await backend.write_entry("k", large_entry(TWO_MB))
+        assert await backend.read_entry("k") == large_entry(TWO_MB)
         (key,) = [key async for key in backend.responses.keys()]  # noqa: SIM118
         parts = await backend.responses.read_parts(key, backend.codec.head_size)
         assert parts is not None

@@ -21,12 +21,13 @@ from typing import Any, TypeVar
 
 import bson
 import pytest
+from acc_entries import large_entry
 from pymongo import AsyncMongoClient
 from pymongo.monitoring import CommandListener, CommandStartedEvent
 
 from acc.backends.mongo import MAX_DOCUMENT_SIZE, TTL_INDEX_NAME, MongoDBBackend, MongoDBCache
 from acc.backends.mongo.cache import _document_size
-from acc.core import BackendError, BackendUnavailable, CachedResponse, EntryTooLarge
+from acc.core import BackendError, BackendUnavailable, EntryTooLarge
 from acc.core.codec import Codec
 
 T = TypeVar("T")
@@ -333,18 +334,6 @@ async def test_an_entry_one_byte_too_large_is_refused_with_a_warning_and_reads_a
 BODY = bytes(range(256)) * (8 * 1024)  # 2 MiB
 
 
-def _large_entry() -> CachedResponse:
-    return CachedResponse(
-        status=200,
-        reason="OK",
-        url="https://example.com/big",
-        method="GET",
-        headers=(("Content-Type", "application/octet-stream"),),
-        body=BODY,
-        created_at=datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc),
-    )
-
-
 @pytest.mark.parametrize(
     ("key", "head", "body", "expires"),
     [("k", 0, 0, False), ("ünïcødé-键", 300, 1 << 20, True), ("x" * 300, 5, 7, False)],
@@ -385,7 +374,7 @@ async def test_read_parts_gives_the_stored_body_as_the_last_part_in_one_query(
     store: MongoDBCache, commands: Commands
 ) -> None:
     codec = Codec()
-    head, body = codec.encode_parts(_large_entry(), key="k")
+    head, body = codec.encode_parts(large_entry(BODY), key="k")
     await store.write_parts("k", (head, body))
     commands.clear()
     parts = await store.read_parts("k", codec.head_size)
@@ -396,7 +385,7 @@ async def test_read_parts_gives_the_stored_body_as_the_last_part_in_one_query(
     assert parts == (head, body)
     decoded = codec.decode_parts(parts, key="k")
     assert decoded.body is parts[-1]  # the body PyMongo decoded, not a slice of it
-    assert decoded == _large_entry()
+    assert decoded == large_entry(BODY)
 
 
 async def test_the_backend_writes_a_large_response_in_two_fields(
@@ -404,7 +393,7 @@ async def test_the_backend_writes_a_large_response_in_two_fields(
 ) -> None:
     backend = MongoDBBackend(mongodb_database, url=mongodb_url)
     try:
-        await backend.write_entry("k", _large_entry())
+        await backend.write_entry("k", large_entry(BODY))
         document = await client[mongodb_database]["responses"].find_one({})
         assert document is not None
         assert document["body"] == BODY
@@ -412,7 +401,7 @@ async def test_the_backend_writes_a_large_response_in_two_fields(
         assert parts is not None
         assert parts[-1] == BODY
         assert backend.codec.decode_parts(parts, key=document["_id"]).body is parts[-1]
-        assert await backend.read_entry("k") == _large_entry()
+        assert await backend.read_entry("k") == large_entry(BODY)
     finally:
         await backend.close()
 

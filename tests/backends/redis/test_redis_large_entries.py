@@ -21,16 +21,16 @@ import time
 import tracemalloc
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timezone
 from typing import Any
 
 import pytest
+from acc_entries import large_entry
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 import acc.backends.redis.connection as redis_connection
 from acc.backends.redis import RedisBackend, RedisCache
-from acc.core import CachedResponse, ConfigError
+from acc.core import ConfigError
 from acc.core.codec import Codec
 from acc.sessions.aiohttp import CachedSession
 
@@ -41,18 +41,6 @@ MARK = b"\x00acc-redis:"  # what the store's own wrapped values start with
 
 def unique(prefix: str = "large") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-def entry(body: bytes = BODY) -> CachedResponse:
-    return CachedResponse(
-        status=200,
-        reason="OK",
-        url="https://example.com/big",
-        method="GET",
-        headers=(("Content-Type", "application/octet-stream"),),
-        body=body,
-        created_at=datetime(2030, 1, 1, tzinfo=timezone.utc),
-    )
 
 
 @pytest.fixture(params=["single", "cluster"])
@@ -122,7 +110,7 @@ async def test_read_parts_of_a_large_entry_gives_the_parsed_body_itself(
     store: RedisCache,
 ) -> None:
     codec = Codec()
-    head, body = codec.encode_parts(entry(), key="k")
+    head, body = codec.encode_parts(large_entry(BODY), key="k")
     await store.write_parts("k", (head, body))
     parts = await store.read_parts("k", codec.head_size)
     assert parts is not None
@@ -131,7 +119,7 @@ async def test_read_parts_of_a_large_entry_gives_the_parsed_body_itself(
     assert parts == (head, body)
     decoded = codec.decode_parts(parts, key="k")
     assert decoded.body is parts[1]  # not a slice: the object redis-py built
-    assert decoded == entry()
+    assert decoded == large_entry(BODY)
     assert await store.read("k") == head + body
     assert await store.read_many(["k", "missing"]) == [head + body, None]
     assert [pair async for pair in store.items()] == [("k", head + body)]
@@ -143,13 +131,13 @@ async def test_a_large_hit_is_a_get_then_one_transaction(
     server = redis_server_factory()
     raw = Redis.from_url(server.url)
     async with RedisBackend(unique(), url=server.url) as backend:
-        await backend.write_entry("big", entry())
-        await backend.write_entry("small", entry(b"small body"))
+        await backend.write_entry("big", large_entry(BODY))
+        await backend.write_entry("small", large_entry(b"small body"))
         await raw.config_resetstat()
-        assert await backend.read_entry("small") == entry(b"small body")
+        assert await backend.read_entry("small") == large_entry(b"small body")
         assert await _calls(raw) == {"get": 1}  # a small hit: one GET, nothing more
         await raw.config_resetstat()
-        assert await backend.read_entry("big") == entry()
+        assert await backend.read_entry("big") == large_entry(BODY)
         # The pointer's GET, then MULTI, GET key, GET body key, EXEC.
         assert await _calls(raw) == {"get": 3, "multi": 1, "exec": 1}
         await backend.clear()
@@ -190,8 +178,8 @@ async def test_a_5_mib_hit_allocates_nothing_body_sized_after_the_driver(url: st
 
     backend.connection.transaction = measured  # type: ignore[method-assign]
     try:
-        await backend.write_entry("k", entry(body))
-        assert await backend.read_entry("k") == entry(body)  # warm-up
+        await backend.write_entry("k", large_entry(body))
+        assert await backend.read_entry("k") == large_entry(body)  # warm-up
         tracemalloc.start()
         try:
             base = tracemalloc.get_traced_memory()[0]
